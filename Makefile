@@ -1,0 +1,46 @@
+# voucherd: `make run` serves the API, `make test` runs the tests. Both set everything up.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-faults install compile servers lint mypy bench clean
+
+run: install servers
+	$(VENV)/bin/voucherd run
+
+test: install servers
+	$(PY) -m pytest -q -m "not faults"
+
+test-faults: install servers
+	$(PY) -m pytest -q -m faults
+
+# The venv is rebuilt when the project's metadata changes; the Cython core is rebuilt when its sources do.
+$(STAMP): pyproject.toml setup.py
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) is required (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "Cython==3.3.1" "setuptools>=69" wheel
+	$(PY) -m pip install -q --no-build-isolation -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) compile
+
+compile: $(STAMP)
+	$(PY) setup.py -q build_ext --inplace
+
+servers:
+	@bash scripts/ensure-servers.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+mypy: install
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) loadtests/bench_engine.py
+
+clean:
+	rm -rf build engine/*.c engine/*.so engine/*.html .pytest_cache

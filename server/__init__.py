@@ -1,0 +1,1 @@
+"""voucherd's HTTP layer: thin Starlette handlers over the shared ``voucherd`` package."""

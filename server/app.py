@@ -1,0 +1,58 @@
+"""Builds the ASGI application. ``create_app`` is granian's factory target."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from server.auth import AuthMiddleware
+from server.context import AppContext
+from server.errors import handle_http_exception, handle_voucherd_error
+from server.middleware import RequestContextMiddleware
+from server.resources import categories, health, projects
+from voucherd.auth import KeyCache
+from voucherd.db import create_pool
+from voucherd.errors import VoucherdError
+from voucherd.logs import configure_logging
+from voucherd.redis_client import create_redis, scripts_for
+from voucherd.settings import Settings
+
+ROUTES = [*health.routes, *projects.routes, *categories.routes]
+
+
+def build_app(settings: Settings, routes: list[BaseRoute] | None = None) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+        redis = create_redis(settings.redis_url)
+        app.state.ctx = AppContext(
+            settings=settings,
+            pool=pool,
+            redis=redis,
+            scripts=scripts_for(redis),
+            keys=KeyCache(pool, settings.auth_cache_seconds),
+        )
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await pool.close()
+
+    return Starlette(
+        routes=ROUTES if routes is None else routes,
+        middleware=[Middleware(RequestContextMiddleware), Middleware(AuthMiddleware)],
+        exception_handlers={VoucherdError: handle_voucherd_error, HTTPException: handle_http_exception},
+        lifespan=lifespan,
+    )
+
+
+def create_app() -> Starlette:
+    """Entry point of each server process: settings come from the environment here, once."""
+    settings = Settings.from_env()
+    configure_logging(settings)
+    return build_app(settings)

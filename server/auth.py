@@ -1,0 +1,58 @@
+"""Authentication by path family, before routing.
+
+``/v1/*`` takes application keys, ``/client/v1/*`` client keys and
+``/management/v1/*`` management keys; anything else (``/health``) is public.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.errors import error_response
+from voucherd.errors import Unauthorized
+
+_FAMILIES: tuple[tuple[str, str, bytes, bytes], ...] = (
+    ("/v1/", "application", b"x-app-id", b"x-app-token"),
+    ("/client/v1/", "client", b"x-client-application-id", b"x-client-token"),
+    ("/management/v1/", "management", b"x-management-id", b"x-management-token"),
+)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        family = next((f for f in _FAMILIES if path.startswith(f[0])), None)
+        if family is None:
+            await self.app(scope, receive, send)
+            return
+        _prefix, kind, id_header, token_header = family
+        key_id, token = _header(scope, id_header), _header(scope, token_header)
+        keys = scope["app"].state.ctx.keys
+        state = scope.setdefault("state", {})
+        if key_id and token:
+            if kind == "management":
+                if await keys.management_ok(key_id, token):
+                    await self.app(scope, receive, send)
+                    return
+            else:
+                project_id = await keys.project_for(kind, key_id, token)
+                if project_id is not None:
+                    state["project_id"] = project_id
+                    await self.app(scope, receive, send)
+                    return
+        missing = "missing" if not (key_id and token) else "invalid"
+        error = Unauthorized(f"The {kind} key is {missing}: send {id_header.decode()} and {token_header.decode()}.")
+        await error_response(error, state.get("request_id", ""))(scope, receive, send)

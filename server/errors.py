@@ -1,0 +1,64 @@
+"""Every error leaves as the Voucherify ``Error`` object, with the request id."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.responses import ORJSONResponse
+from voucherd.errors import (
+    Forbidden,
+    InternalError,
+    InvalidPayload,
+    MethodNotAllowed,
+    NotAcceptable,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    UnsupportedMediaType,
+    VoucherdError,
+)
+
+log = logging.getLogger(__name__)
+
+_BY_STATUS: dict[int, type[VoucherdError]] = {
+    400: InvalidPayload,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    406: NotAcceptable,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+    429: TooManyRequests,
+}
+
+
+def request_id_of(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def error_response(error: VoucherdError, request_id: str) -> ORJSONResponse:
+    return ORJSONResponse(error.body(request_id), status_code=error.code, headers=error.headers or None)
+
+
+async def handle_voucherd_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, VoucherdError)
+    return error_response(exc, request_id_of(request))
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error_class = _BY_STATUS.get(exc.status_code, InternalError)
+    details = None
+    if exc.status_code == 404:
+        details = f"Cannot {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        details = f"{request.method} is not supported by this endpoint. Allowed: {allowed}"
+    error = error_class(details, headers=dict(exc.headers or {}))
+    return error_response(error, request_id_of(request))

@@ -1,0 +1,162 @@
+"""Fixtures: real servers for the session, a clean slate for each test, factories for apps and projects."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from server.app import build_app
+from tests import services
+from voucherd import db, projects
+from voucherd.localstack import free_port
+from voucherd.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with services.redis_url() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with services.database_url() as url:
+        asyncio.run(db.migrate_dsn(url))
+        yield url
+
+
+async def _truncate_all(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+        )
+        if tables:
+            await conn.execute("TRUNCATE " + ", ".join(f'"{t["tablename"]}"' for t in tables) + " CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def clean(redis_url: str, database_url: str) -> None:
+    """Each test starts with empty storage."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+    asyncio.run(_truncate_all(database_url))
+
+
+@pytest.fixture
+def settings(redis_url: str, database_url: str, clean: None) -> Settings:
+    return Settings(redis_url=redis_url, database_url=database_url, db_pool_max=4, log_format="text")
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(build_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@dataclass(frozen=True)
+class ProjectKeys:
+    project_id: str
+    app_id: str
+    app_token: str
+    client_id: str
+    client_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-App-Id": self.app_id, "X-App-Token": self.app_token}
+
+
+@pytest.fixture
+def make_project(settings: Settings) -> Callable[..., ProjectKeys]:
+    """Create a project straight in the database and return its keys."""
+
+    def make(name: str = "Test project") -> ProjectKeys:
+        async def create() -> Any:
+            conn = await db.connect(settings.database_url)
+            try:
+                return await projects.create_project(conn, {"name": name})
+            finally:
+                await conn.close()
+
+        project, server_key, client_key = asyncio.run(create())
+        return ProjectKeys(project["id"], server_key.key_id, server_key.token, client_key.key_id, client_key.token)
+
+    return make
+
+
+@pytest.fixture
+def project(make_project: Callable[..., ProjectKeys]) -> ProjectKeys:
+    return make_project()
+
+
+@pytest.fixture
+def management_headers(settings: Settings) -> dict[str, str]:
+    async def create() -> projects.KeyPair:
+        conn = await db.connect(settings.database_url)
+        try:
+            return await projects.create_management_key(conn)
+        finally:
+            await conn.close()
+
+    pair = asyncio.run(create())
+    return {"X-Management-Id": pair.key_id, "X-Management-Token": pair.token}
+
+
+def assert_error(response: Any, status: int, key: str) -> dict[str, Any]:
+    """The response is a Voucherify error object with this status and key."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["code"] == status
+    assert body["key"] == key
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["details"], str) and body["details"]
+    assert body["request_id"].startswith("v-")
+    assert response.headers["x-request-id"] == body["request_id"]
+    return body
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    settings: Settings
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """The real server (granian, one process) on a free port, for clients that need a socket (SDKs, load)."""
+    port = free_port()
+    served = settings.with_(port=port, server_processes=1)
+    env = {**os.environ, **served.to_env()}
+    proc = subprocess.Popen([sys.executable, "-m", "voucherd.cli", "serve"], env=env, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+    try:
+        yield LiveServer(url, served)
+    finally:
+        proc.terminate()
+        proc.wait(20)

@@ -1,0 +1,174 @@
+"""The consumer loop against a real Redis: ack, retry, re-claim, dead-letter, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from voucherd import keys
+from voucherd.messages import Message, encode, publish
+from voucherd.redis_client import scripts_for
+from voucherd.settings import Settings
+from worker.base import Registry, Retry, WorkerContext
+from worker.loop import GROUP, Consumer
+
+STREAM = "test_events"
+
+
+def run(settings: Settings, scenario: Callable[[aioredis.Redis], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            return await scenario(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+def consumer(client: aioredis.Redis, registry: Registry, **kwargs: Any) -> Consumer:
+    ctx = WorkerContext(redis=client, pool=None, scripts=scripts_for(client), settings=None)
+    return Consumer(ctx, registry, claim_idle_ms=kwargs.pop("claim_idle_ms", 50), block_ms=20, **kwargs)
+
+
+async def pending_count(client: aioredis.Redis) -> int:
+    summary = await client.xpending(keys.stream(STREAM), GROUP)
+    return int(summary["pending"])
+
+
+def test_messages_are_handled_once_and_acknowledged(settings: Settings) -> None:
+    seen: list[int] = []
+    registry = Registry()
+
+    @registry.task(STREAM, batch_size=3)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        seen.extend(m.payload["n"] for m in messages)
+
+    async def scenario(client: aioredis.Redis) -> int:
+        for n in range(10):
+            await publish(client, STREAM, {"n": n})
+        await asyncio.wait_for(consumer(client, registry).run(burst=True), 10)
+        return await pending_count(client)
+
+    assert run(settings, scenario) == 0
+    assert seen == list(range(10))
+
+
+def test_a_failing_message_is_retried_then_dead_lettered_without_holding_back_others(settings: Settings) -> None:
+    seen: list[int] = []
+    attempts: dict[int, int] = {}
+    registry = Registry()
+
+    @registry.task(STREAM, max_tries=3, batch_size=10)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        for m in messages:
+            attempts[m.payload["n"]] = attempts.get(m.payload["n"], 0) + 1
+        if any(m.payload["n"] == 2 for m in messages):
+            raise ValueError("cannot handle 2")
+        seen.extend(m.payload["n"] for m in messages)
+
+    async def scenario(client: aioredis.Redis) -> tuple[int, list[Any]]:
+        for n in range(5):
+            await publish(client, STREAM, {"n": n})
+        await asyncio.wait_for(consumer(client, registry).run(burst=True), 10)
+        return await pending_count(client), await client.xrange(keys.dead_letter_stream(STREAM))
+
+    pending, dead = run(settings, scenario)
+    assert pending == 0
+    assert sorted(seen) == [0, 1, 3, 4]
+    assert attempts[2] == 1 + 3  # the failed batch, then the message alone max_tries times
+    assert len(dead) == 1
+    fields = dead[0][1]
+    assert Message.from_entry(dead[0][0], fields).payload == {"n": 2}
+    assert b"cannot handle 2" in fields[b"_reason"]
+    assert fields[b"_tries"] == b"4"
+
+
+def test_messages_of_a_dead_consumer_are_reclaimed(settings: Settings) -> None:
+    seen: list[int] = []
+    registry = Registry()
+
+    @registry.task(STREAM)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        seen.extend(m.payload["n"] for m in messages)
+
+    async def scenario(client: aioredis.Redis) -> int:
+        live = consumer(client, registry, name="live")
+        await live.ensure_groups()
+        for n in range(3):
+            await client.xadd(keys.stream(STREAM), encode({"n": n}))  # type: ignore[arg-type]
+        # A consumer takes the messages and dies before acknowledging them.
+        taken = await client.xreadgroup(GROUP, "dead", {keys.stream(STREAM): ">"}, count=10)
+        assert len(taken[0][1]) == 3
+        await asyncio.sleep(0.1)
+        await asyncio.wait_for(live.run(burst=True), 10)
+        return await pending_count(client)
+
+    assert run(settings, scenario) == 0
+    assert seen == [0, 1, 2]
+
+
+def test_retry_defers_without_losing_the_message(settings: Settings) -> None:
+    calls: list[int] = []
+    registry = Registry()
+
+    @registry.task(STREAM, max_tries=5)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        calls.append(len(messages))
+        if len(calls) == 1:
+            raise Retry("not yet")
+
+    async def scenario(client: aioredis.Redis) -> tuple[int, int]:
+        await publish(client, STREAM, {"n": 1})
+        await asyncio.wait_for(consumer(client, registry).run(burst=True), 10)
+        return await pending_count(client), await client.xlen(keys.dead_letter_stream(STREAM))
+
+    assert run(settings, scenario) == (0, 0)
+    assert calls == [1, 1]
+
+
+def test_stop_finishes_the_batch_in_hand(settings: Settings) -> None:
+    registry = Registry()
+    started = asyncio.Event()
+    finished: list[int] = []
+
+    @registry.task(STREAM)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        started.set()
+        await asyncio.sleep(0.3)
+        finished.extend(m.payload["n"] for m in messages)
+
+    async def scenario(client: aioredis.Redis) -> int:
+        worker = consumer(client, registry)
+        await publish(client, STREAM, {"n": 7})
+        running = asyncio.create_task(worker.run())
+        await asyncio.wait_for(started.wait(), 5)
+        worker.stop()
+        await asyncio.wait_for(running, 5)
+        return await pending_count(client)
+
+    assert run(settings, scenario) == 0
+    assert finished == [7]
+
+
+def test_worker_process_stops_cleanly_on_sigterm(settings: Settings) -> None:
+    env = {**os.environ, **settings.to_env(), "VOUCHERD_LOG_FORMAT": "text"}
+    proc = subprocess.Popen([sys.executable, "-m", "worker"], env=env, stderr=subprocess.PIPE)
+    try:
+        # Give it time to connect, then ask it to stop.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(1.5)
+        assert proc.returncode is None, proc.stderr.read().decode() if proc.stderr else ""
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -1,0 +1,1 @@
+"""Code shared by voucherd's server and worker: settings, storage, keys, scripts, domain services."""

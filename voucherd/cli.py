@@ -1,0 +1,270 @@
+"""The ``voucherd`` command: run, serve, worker, migrate, create-project, create-management-key."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from voucherd import db, projects
+from voucherd.localstack import LocalStackError, PortBook, PostgresServer, RedisServer
+from voucherd.logs import configure_logging
+from voucherd.settings import Settings, SettingsError
+
+log = logging.getLogger("voucherd")
+
+
+# --- one-shot commands -------------------------------------------------------------------------
+
+
+async def _with_connection(settings: Settings, action: Any) -> Any:
+    conn = await db.connect(settings.database_url)
+    try:
+        return await action(conn)
+    finally:
+        await conn.close()
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    applied = asyncio.run(db.migrate_dsn(settings.database_url))
+    print(f"applied {len(applied)} migration(s)" + (f": {applied}" if applied else ""))
+    return 0
+
+
+def cmd_create_project(settings: Settings, args: argparse.Namespace) -> int:
+    async def create(conn: Any) -> Any:
+        await db.migrate(conn)
+        return await projects.create_project(conn, {"name": args.name})
+
+    project, server_key, client_key = asyncio.run(_with_connection(settings, create))
+    created = {
+        "project_id": project["id"],
+        "name": project["name"],
+        "server_side_key": server_key.as_app(),
+        "client_side_key": client_key.as_app(),
+    }
+    print(json.dumps(created, indent=2))
+    return 0
+
+
+def cmd_create_management_key(settings: Settings, _args: argparse.Namespace) -> int:
+    async def create(conn: Any) -> projects.KeyPair:
+        await db.migrate(conn)
+        return await projects.create_management_key(conn)
+
+    pair = asyncio.run(_with_connection(settings, create))
+    print(json.dumps({"management_id": pair.key_id, "management_token": pair.token}, indent=2))
+    return 0
+
+
+def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    Granian(
+        "server.app:create_app",
+        factory=True,
+        interface=Interfaces.ASGI,
+        address=settings.host,
+        port=settings.port,
+        workers=settings.server_processes,
+        loop=Loops.uvloop,
+        log_enabled=True,
+        backlog=2048,
+    ).serve()
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.__main__ import run_worker
+
+    asyncio.run(run_worker(settings, burst=args.burst))
+    return 0
+
+
+# --- run: the whole stack on one machine -------------------------------------------------------
+
+
+def _fixed(key_id: str, token: str) -> projects.KeyPair | None:
+    return projects.KeyPair(key_id, token) if key_id and token else None
+
+
+async def _prepare_database(settings: Settings, credentials_file: Path) -> dict[str, Any]:
+    """Migrate, make sure the default project and a management key exist; return the keys to print."""
+    saved: dict[str, Any] = {}
+    if credentials_file.exists():
+        saved = json.loads(credentials_file.read_text())
+    conn = await db.connect(settings.database_url)
+    try:
+        await db.migrate(conn)
+        project, app_key = await projects.ensure_default_project(conn, _fixed(settings.app_id, settings.app_token))
+        if app_key is not None:
+            saved["app_id"], saved["app_token"] = app_key.key_id, app_key.token
+        management = _fixed(settings.management_id, settings.management_token)
+        if management is not None or "management_id" not in saved:
+            management = await projects.create_management_key(conn, management)
+            saved["management_id"], saved["management_token"] = management.key_id, management.token
+    finally:
+        await conn.close()
+    saved["project_id"] = project["id"]
+    credentials_file.parent.mkdir(parents=True, exist_ok=True)
+    credentials_file.write_text(json.dumps(saved, indent=2))
+    credentials_file.chmod(0o600)
+    return saved
+
+
+class Stack:
+    """The processes ``voucherd run`` owns, stopped in reverse order of start."""
+
+    def __init__(self) -> None:
+        self.servers: list[RedisServer | PostgresServer] = []
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.children.append((name, proc))
+
+    def dead_child(self) -> str | None:
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                return f"{name} exited with code {proc.returncode}"
+        return None
+
+    def stop(self) -> None:
+        for _name, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _name, proc in reversed(self.children):
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for server in reversed(self.servers):
+            server.stop()
+
+
+def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ports = PortBook(data_dir / "ports.json")
+    stack = Stack()
+    stopping = False
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        if not settings.redis_url:
+            redis = RedisServer(data_dir / "redis", ports.port_for("redis", data_dir / "redis" / "redis.pid"),
+                                appendonly=True, appendfsync=settings.redis_appendfsync)  # fmt: skip
+            redis.start()
+            stack.servers.append(redis)
+            settings = settings.with_(redis_url=redis.url)
+            log.info("redis-server on %s (AOF, appendfsync %s), data in %s", redis.url, settings.redis_appendfsync,
+                     redis.directory)  # fmt: skip
+        if not settings.database_url:
+            pg_dir = data_dir / "postgres"
+            postgres = PostgresServer(pg_dir, ports.port_for("postgres", pg_dir / "postmaster.pid"))
+            postgres.start()
+            stack.servers.append(postgres)
+            settings = settings.with_(database_url=postgres.url)
+            log.info("postgres on %s, data in %s", postgres.url, postgres.directory)
+        keys = asyncio.run(_prepare_database(settings, data_dir / "credentials.json"))
+
+        env = {**os.environ, **settings.to_env()}
+        stack.spawn("server", [sys.executable, "-m", "voucherd.cli", "serve"], env)
+        for n in range(settings.worker_processes):
+            stack.spawn(f"worker {n + 1}", [sys.executable, "-m", "worker"], env)
+        _print_banner(settings, keys, data_dir / "credentials.json")
+
+        while not stopping:
+            problem = stack.dead_child()
+            if problem:
+                log.error("%s; stopping everything", problem)
+                return 1
+            time.sleep(0.2)
+        log.info("stopping")
+        return 0
+    except LocalStackError as exc:
+        log.error("%s", exc)
+        return 2
+    finally:
+        stack.stop()
+
+
+def _print_banner(settings: Settings, keys: dict[str, Any], credentials_file: Path) -> None:
+    url = f"http://{settings.host}:{settings.port}"
+    lines = [
+        "",
+        f"voucherd is serving on {url}  (health: {url}/health)",
+        f"  project          {keys.get('project_id')}",
+        f"  X-App-Id         {keys.get('app_id', '(set VOUCHERD_APP_ID)')}",
+        f"  X-App-Token      {keys.get('app_token', '(set VOUCHERD_APP_TOKEN)')}",
+        f"  X-Management-Id    {keys.get('management_id')}",
+        f"  X-Management-Token {keys.get('management_token')}",
+        f"  (saved in {credentials_file}; Ctrl-C stops everything)",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def _needs_database(settings: Settings) -> None:
+    if not settings.database_url:
+        raise SettingsError("DATABASE_URL is not set (only `voucherd run` starts its own PostgreSQL)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="voucherd", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start Redis, PostgreSQL (unless configured), the API server and workers")
+    sub.add_parser("serve", help="serve the API (granian, one process per core)")
+    worker = sub.add_parser("worker", help="run one worker process")
+    worker.add_argument("--burst", action="store_true", help="exit once every stream is drained")
+    sub.add_parser("migrate", help="apply database migrations")
+    create = sub.add_parser("create-project", help="create a project and print its keys")
+    create.add_argument("name")
+    sub.add_parser("create-management-key", help="create a management API key and print it")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"voucherd: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "run" and settings.log_format == "auto":
+        settings = settings.with_(log_format="text")
+    configure_logging(settings)
+    commands = {
+        "run": cmd_run,
+        "serve": cmd_serve,
+        "worker": cmd_worker,
+        "migrate": cmd_migrate,
+        "create-project": cmd_create_project,
+        "create-management-key": cmd_create_management_key,
+    }
+    try:
+        if args.command not in ("run", "serve"):
+            _needs_database(settings)
+        return commands[args.command](settings, args)
+    except SettingsError as exc:
+        print(f"voucherd: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

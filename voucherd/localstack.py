@@ -1,0 +1,300 @@
+"""Redis and PostgreSQL servers that voucherd starts for itself.
+
+``voucherd run`` uses these when ``REDIS_URL`` / ``DATABASE_URL`` are unset, keeping
+the data in a local folder and reusing it on the next start; the test session uses
+them with throw-away folders. They listen on loopback ports of their own (never the
+standard ones) and never touch servers that are already running.
+
+PostgreSQL refuses to run as root, so as root the server runs as the ``postgres``
+system user, which must own its data folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PG_USER = "voucherd"
+PG_DATABASE = "voucherd"
+
+
+class LocalStackError(RuntimeError):
+    """A local server could not be found, set up or started."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on the port now (TIME_WAIT leftovers do not count, as for servers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_pid(pid: int, sig: int, timeout: float = 15.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def find_redis_server() -> str:
+    path = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+    if path is None:
+        raise LocalStackError(
+            "redis-server is not installed. Install the Debian package 'redis-server' "
+            "(sudo apt-get install redis-server) or set REDIS_URL to an existing server."
+        )
+    return path
+
+
+def find_postgres_bindir() -> Path:
+    candidates = sorted(
+        (p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "postgres").exists()),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    if candidates:
+        return candidates[-1]
+    found = shutil.which("postgres")
+    if found:
+        return Path(found).parent
+    raise LocalStackError(
+        "The PostgreSQL server is not installed. Install the Debian package 'postgresql' "
+        "(sudo apt-get install postgresql) or set DATABASE_URL to an existing server."
+    )
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, logfile: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LocalStackError(f"{what} exited with code {proc.returncode}; see {logfile}:\n{_tail(logfile)}")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise LocalStackError(f"{what} did not listen on port {port} within {timeout:.0f}s; see {logfile}")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class RedisServer:
+    """A redis-server child process on a loopback port with its files in ``directory``."""
+
+    directory: Path
+    port: int
+    appendonly: bool = True
+    appendfsync: str = "everysec"
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "redis.pid"
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stale = _read_pid(self.pidfile)
+        if stale and _pid_alive(stale):
+            log.warning("stopping a redis-server left running from an earlier start (pid %s)", stale)
+            _stop_pid(stale, signal.SIGTERM)
+        logfile = self.directory / "redis.log"
+        args = [
+            find_redis_server(),
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.directory.resolve()),
+            "--pidfile", str(self.pidfile.resolve()),
+            "--logfile", str(logfile.resolve()),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", self.appendfsync,
+            "--protected-mode", "yes",
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        _wait_for_port(self.port, self.proc, "redis-server", logfile, timeout)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class PostgresServer:
+    """A postgres child process (initdb'd on first use) on a loopback port.
+
+    ``durable=False`` turns off fsync and friends: for throw-away test clusters only.
+    """
+
+    directory: Path
+    port: int
+    durable: bool = True
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/{PG_DATABASE}"
+
+    def _as_owner(self) -> list[str]:
+        if os.geteuid() != 0:
+            return []
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        return [runuser, "-u", "postgres", "--"]
+
+    def _prepare_directory(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+            check = subprocess.run([*self._as_owner(), "test", "-w", str(self.directory.resolve())], check=False)
+            if check.returncode != 0:
+                raise LocalStackError(
+                    f"PostgreSQL runs as the 'postgres' user, which cannot reach {self.directory.resolve()}; "
+                    "put VOUCHERD_DATA_DIR in a folder every user can traverse (chmod o+x on its parents)."
+                )
+        os.chmod(self.directory, 0o700)
+
+    def _initdb(self, bindir: Path) -> None:
+        if (self.directory / "PG_VERSION").exists():
+            return
+        result = subprocess.run(
+            [*self._as_owner(), str(bindir / "initdb"), "-D", str(self.directory.resolve()),
+             "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-instructions"],
+            capture_output=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise LocalStackError(f"initdb failed: {result.stderr.decode(errors='replace')}")
+
+    def start(self, timeout: float = 60.0) -> None:
+        bindir = find_postgres_bindir()
+        self._prepare_directory()
+        self._initdb(bindir)
+        stale = _read_pid(self.directory / "postmaster.pid")
+        if stale and _pid_alive(stale):
+            log.warning("stopping a postgres left running from an earlier start (pid %s)", stale)
+            _stop_pid(stale, signal.SIGINT, timeout=30)
+        logfile = self.directory.parent / f"{self.directory.name}.log"
+        options = [
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", f"unix_socket_directories={self.directory.resolve()}",
+            "-c", "max_connections=200",
+        ]  # fmt: skip
+        if not self.durable:
+            options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        with open(logfile, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*self._as_owner(), str(bindir / "postgres"), "-D", str(self.directory.resolve()),
+                 "-p", str(self.port), *options],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        _wait_for_port(self.port, self.proc, "postgres", logfile, timeout)
+        self._ensure_database(bindir, timeout)
+
+    def _ensure_database(self, bindir: Path, timeout: float) -> None:
+        # The port answers a little before the server accepts queries; retry while it starts up.
+        deadline = time.monotonic() + timeout
+        while True:
+            result = subprocess.run(
+                [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, "-d", "postgres",
+                 "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'"],
+                capture_output=True, check=False,
+            )  # fmt: skip
+            if result.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise LocalStackError(f"postgres did not accept queries: {result.stderr.decode(errors='replace')}")
+            time.sleep(0.1)
+        if result.stdout.strip() != b"1":
+            subprocess.run(
+                [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, PG_DATABASE],
+                check=True, capture_output=True,
+            )  # fmt: skip
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        # SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients to leave. As root our
+        # child is runuser, which does not pass signals on, so signal the postmaster itself.
+        postmaster = _read_pid(self.directory / "postmaster.pid")
+        if postmaster and _pid_alive(postmaster):
+            os.kill(postmaster, signal.SIGINT)
+        else:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class PortBook:
+    """Remembers the ports a data folder's servers used, so a restart reuses them when free."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.ports: dict[str, int] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.ports = {}
+
+    def port_for(self, name: str, owner_pidfile: Path | None = None) -> int:
+        port = self.ports.get(name)
+        owner_alive = owner_pidfile is not None and (pid := _read_pid(owner_pidfile)) and _pid_alive(pid)
+        if not port or not (port_is_free(port) or owner_alive):
+            port = free_port()
+            self.ports[name] = port
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.ports))
+        return port

@@ -1,0 +1,1 @@
+"""voucherd's background worker: consumes Redis streams and writes behind to PostgreSQL."""

@@ -1,0 +1,42 @@
+"""``python -m worker [--burst]``: one worker process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from voucherd.db import create_pool
+from voucherd.logs import configure_logging
+from voucherd.redis_client import create_redis, scripts_for
+from voucherd.settings import Settings
+from worker.base import WorkerContext, discover
+from worker.loop import Consumer
+
+
+async def run_worker(settings: Settings, *, burst: bool = False) -> None:
+    pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    redis = create_redis(settings.redis_url)
+    ctx = WorkerContext(redis=redis, pool=pool, scripts=scripts_for(redis), settings=settings)
+    consumer = Consumer(ctx, discover(), claim_idle_ms=settings.worker_claim_idle_ms)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, consumer.stop)
+    try:
+        await consumer.run(burst=burst)
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m worker")
+    parser.add_argument("--burst", action="store_true", help="exit once every stream is drained")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    configure_logging(settings)
+    asyncio.run(run_worker(settings, burst=args.burst))
+
+
+if __name__ == "__main__":
+    main()

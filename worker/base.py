@@ -1,0 +1,82 @@
+"""Tasks: one per stream, registered with ``@task("stream")``.
+
+A task handles a batch of messages. Raising fails the batch; the loop then tries
+each message alone so one bad message cannot hold back the others. ``Retry``
+asks for a later try without counting as an error in the logs.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import pkgutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from voucherd.messages import Message
+
+
+class TaskStatus(str, enum.Enum):
+    DONE = "done"
+    RETRY = "retry"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+class Retry(Exception):
+    """Leave the message pending; it is claimed again once idle for the claim interval."""
+
+    def __init__(self, reason: str = "retry requested") -> None:
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What tasks get: the open connections of this worker process."""
+
+    redis: Any
+    pool: Any
+    scripts: Any
+    settings: Any
+
+
+Handler = Callable[[WorkerContext, list[Message]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Task:
+    stream: str
+    handler: Handler
+    max_tries: int = 5
+    timeout_s: float = 60.0
+    batch_size: int = 200
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.tasks: dict[str, Task] = {}
+
+    def task(
+        self, stream: str, *, max_tries: int = 5, timeout_s: float = 60.0, batch_size: int = 200
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            if stream in self.tasks:
+                raise ValueError(f"stream {stream!r} already has a task")
+            self.tasks[stream] = Task(stream, handler, max_tries, timeout_s, batch_size)
+            return handler
+
+        return register
+
+
+REGISTRY = Registry()
+task = REGISTRY.task
+
+
+def discover() -> Registry:
+    """Import every ``worker.tasks`` module; each registers its task on import."""
+    from worker import tasks
+
+    for module in pkgutil.iter_modules(tasks.__path__):
+        importlib.import_module(f"{tasks.__name__}.{module.name}")
+    return REGISTRY

@@ -1,0 +1,1 @@
+"""One module per stream; the module name is the stream name."""
