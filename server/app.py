@@ -14,7 +14,7 @@ from server.auth import AuthMiddleware
 from server.context import AppContext
 from server.errors import handle_http_exception, handle_voucherd_error
 from server.middleware import RequestContextMiddleware
-from server.resources import categories, health, projects
+from server.resources import async_actions, categories, health, projects
 from voucherd.auth import KeyCache
 from voucherd.db import create_pool
 from voucherd.errors import VoucherdError
@@ -22,7 +22,13 @@ from voucherd.logs import configure_logging
 from voucherd.redis_client import create_redis, scripts_for
 from voucherd.settings import Settings
 
-ROUTES = [*health.routes, *projects.routes, *categories.routes]
+# One line per resource module, so parallel additions do not collide.
+ROUTES = [
+    *health.routes,
+    *projects.routes,
+    *categories.routes,
+    *async_actions.routes,
+]
 
 
 def build_app(settings: Settings, routes: list[BaseRoute] | None = None) -> Starlette:

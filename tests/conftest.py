@@ -160,3 +160,23 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def drain_worker(settings: Settings) -> None:
+    """Run the real worker (every registered task) until its streams are drained."""
+    from voucherd.db import create_pool
+    from voucherd.redis_client import create_redis, scripts_for
+    from worker.base import WorkerContext, discover
+    from worker.loop import Consumer
+
+    async def drain() -> None:
+        pool = await create_pool(settings.database_url, 1, 4)
+        client = create_redis(settings.redis_url)
+        try:
+            ctx = WorkerContext(redis=client, pool=pool, scripts=scripts_for(client), settings=settings)
+            await Consumer(ctx, discover(), claim_idle_ms=100, block_ms=20).run(burst=True)
+        finally:
+            await client.aclose()
+            await pool.close()
+
+    asyncio.run(asyncio.wait_for(drain(), 300))

@@ -1,0 +1,63 @@
+"""Runs asynchronous actions announced on the ``async_actions`` stream."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import asyncpg
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from voucherd import async_actions
+from voucherd.messages import Message
+from worker import operations
+from worker.base import WorkerContext, task
+from worker.operations import OperationContext, OperationFailed
+
+log = logging.getLogger(__name__)
+
+# Connection trouble is worth another try; anything else is the operation's own failure.
+TRANSIENT = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError, RedisConnectionError)
+
+
+@task(async_actions.STREAM, batch_size=1, timeout_s=30 * 60, max_tries=5)
+async def run_async_actions(ctx: WorkerContext, messages: list[Message]) -> None:
+    registry = operations.discover()
+    for message in messages:
+        action_id = message.payload.get("action_id", "")
+        async with ctx.pool.acquire() as conn:
+            row = await async_actions.claim(conn, action_id)
+        if row is None:
+            continue  # already finished: a redelivery after an acknowledgement was lost
+        op = OperationContext(
+            pool=ctx.pool,
+            redis=ctx.redis,
+            scripts=ctx.scripts,
+            settings=ctx.settings,
+            project_id=row["project_id"],
+            action_id=action_id,
+            upload=row["upload"],
+        )
+        started = time.perf_counter()
+        function = registry.get(row["type"])
+        try:
+            if function is None:
+                raise OperationFailed({"message": f"no operation handles {row['type']}"})
+            result, ok = await function(op, row["params"] or {}), True
+        except OperationFailed as failure:
+            result, ok = failure.result, False
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            log.exception("async action %s (%s) failed", action_id, row["type"])
+            result, ok = {"message": f"{type(exc).__name__}: {exc}"}, False
+        async with ctx.pool.acquire() as conn:
+            await async_actions.finish(conn, action_id, ok=ok, result=result)
+        log.info(
+            "async action %s %s %s in %.0f ms",
+            action_id,
+            row["type"],
+            "done" if ok else "failed",
+            (time.perf_counter() - started) * 1000,
+            extra={"task": row["type"], "status": "done" if ok else "failed"},
+        )
