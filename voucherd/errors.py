@@ -137,3 +137,18 @@ class ServiceUnavailable(VoucherdError):
     code = 503
     key = "service_unavailable"
     message = "Service Unavailable"
+
+
+class DuplicatedRedeemables(VoucherdError):
+    key = "duplicated_redeemables"
+    message = "Duplicated redeemables"
+
+
+class InvalidRedeemables(VoucherdError):
+    key = "invalid_redeemables"
+    message = "Invalid redeemables"
+
+
+class MissingReward(VoucherdError):
+    key = "missing_reward"
+    message = "Missing reward"
