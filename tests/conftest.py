@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import hypothesis
 import pytest
 import redis
 from starlette.testclient import TestClient
@@ -22,6 +23,11 @@ from tests import services
 from voucherd import db, projects
 from voucherd.localstack import free_port
 from voucherd.settings import Settings
+
+
+# Timing deadlines make property tests flaky on a busy two-core machine; speed is measured elsewhere.
+hypothesis.settings.register_profile("voucherd", deadline=None)
+hypothesis.settings.load_profile("voucherd")
 
 
 @pytest.fixture(scope="session")

@@ -25,3 +25,36 @@ def dead_letter_stream(name: str) -> str:
 
 def health_probe() -> str:
     return f"{PREFIX}:health"
+
+
+# --- live state on the hot path: every key of one project carries the tag {p:<project_id>} ---
+
+
+def project_tag(project_id: str) -> str:
+    return f"{PREFIX}:{{p:{project_id}}}"
+
+
+def voucher_state(project_id: str, code: str) -> str:
+    """HASH of one voucher's live state (see voucherd.voucher_state)."""
+    return f"{project_tag(project_id)}:v:{code}"
+
+
+def voucher_locks(project_id: str, code: str) -> str:
+    """ZSET session key -> expiry (epoch ms) of the validation sessions holding a reservation on the voucher."""
+    return f"{project_tag(project_id)}:v:{code}:locks"
+
+
+def voucher_lock_amounts(project_id: str, code: str) -> str:
+    """HASH session key -> JSON {field: amount} reserved by that session (units, credits, points)."""
+    return f"{project_tag(project_id)}:v:{code}:lockamt"
+
+
+def project_stream(project_id: str, name: str) -> str:
+    """A stream that a project's commit scripts append to atomically with their counters (same slot)."""
+    return f"{project_tag(project_id)}:stream:{name}"
+
+
+def customer_segments(project_id: str) -> str:
+    """HASH of segment membership for the hot path: field ``id:<customer id>`` and ``src:<source id>`` -> JSON
+    list of segment ids (sorted). Written by voucherd.segments after each PostgreSQL change; absent = no segment."""
+    return f"{project_tag(project_id)}:custsegs"

@@ -7,14 +7,16 @@ import redis.asyncio as aioredis
 from voucherd.scripts import Scripts
 
 
-def create_redis(url: str, max_connections: int = 64) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
+def create_redis(url: str, max_connections: int = 64, wait_timeout: float = 5.0) -> aioredis.Redis:
+    # A blocking pool queues callers when every connection is busy; the default pool
+    # raises "Too many connections" instead, which a burst of checkouts would turn into 500s.
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
-        decode_responses=False,
+        timeout=wait_timeout,
         health_check_interval=30,
-        retry_on_timeout=True,
     )
+    return aioredis.Redis(connection_pool=pool, decode_responses=False)
 
 
 def scripts_for(client: aioredis.Redis) -> Scripts:
