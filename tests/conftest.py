@@ -24,7 +24,6 @@ from voucherd import db, projects
 from voucherd.localstack import free_port
 from voucherd.settings import Settings
 
-
 # Timing deadlines make property tests flaky on a busy two-core machine; speed is measured elsewhere.
 hypothesis.settings.register_profile("voucherd", deadline=None)
 hypothesis.settings.load_profile("voucherd")

@@ -1,0 +1,100 @@
+"""Qualification: which of many candidate redeemables apply to one cart.
+
+Candidates are indexed once by the product/SKU ids their rules require (see
+``RuleSet.required_ids``); a cart only evaluates candidates whose required ids it
+contains plus those with no product requirement, so 1,000 promotions cost about
+as much as the few that can match.
+"""
+
+from datetime import datetime, timezone
+
+from engine.discounts cimport Line, Order, build_order
+from engine.rules cimport RuleSet
+
+from engine.money import EngineInputError
+from engine.stacking import evaluate_single
+
+SORTING_RULES = ("DEFAULT", "BEST_DEAL", "LEAST_DEAL")
+
+
+cdef class Qualifier:
+    """Compiled, indexed candidates; build once per definitions version, reuse per request."""
+    cdef list candidates
+    cdef dict by_id
+    cdef list always
+
+    def __init__(self, list candidates):
+        self.candidates = list(candidates)
+        self.by_id = {}
+        self.always = []
+        for i, c in enumerate(self.candidates):
+            need = None
+            for rs in c.get("rules") or ():
+                req = (<RuleSet>rs).required_ids
+                if req is not None and (need is None or len(req) < len(need)):
+                    need = req
+            if need is None:
+                self.always.append(i)
+            else:
+                for pid in need:
+                    self.by_id.setdefault(pid, []).append(i)
+
+    def __len__(self):
+        return len(self.candidates)
+
+    def qualify(self, order, customer, now, sorting_rule="DEFAULT", context=None, limit=None):
+        """Return ``{"redeemables": list-object, "order": calculated order}`` for the cart.
+
+        Each data item: ``{id, object, created_at?, result, order, applicable_to,
+        inapplicable_to, metadata?, categories?}``; ``order`` is the cart with this
+        redeemable alone. Sorting: DEFAULT (created_at desc), BEST_DEAL / LEAST_DEAL
+        (by ``order.total_applied_discount_amount``).
+        """
+        cdef Order base = order if isinstance(order, Order) else build_order(order or {})
+        cdef Order o
+        cdef Line ln
+        if sorting_rule not in SORTING_RULES:
+            raise EngineInputError(f"unknown sorting_rule {sorting_rule!r}")
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=timezone.utc)
+        cust = customer or {}
+        ctx = dict(context or {})
+        ctx.setdefault("order_metadata", base.raw.get("metadata") or {})
+        picked = set(self.always)
+        for ln in base.lines:
+            for key in (ln.product_id, ln.sku_id, ln.product_source_id, ln.sku_source_id):
+                if key is not None:
+                    hits = self.by_id.get(key)
+                    if hits:
+                        picked.update(hits)
+        data = []
+        for i in sorted(picked):
+            c = self.candidates[i]
+            o = base.copy()
+            ok, res = evaluate_single(c, o, cust, now, ctx)
+            if not ok:
+                continue
+            item = {"id": c.get("id"), "object": c.get("object") or "voucher"}
+            if c.get("created_at") is not None:
+                item["created_at"] = c["created_at"]
+            item.update(res)
+            item["order"] = o.to_dict(True, True)
+            for k in ("metadata", "categories", "name", "banner", "campaign_id", "campaign_name"):
+                if c.get(k) is not None:
+                    item[k] = c[k]
+            data.append(item)
+        if sorting_rule == "DEFAULT":
+            data.sort(key=lambda d: d.get("created_at") or "", reverse=True)
+        else:
+            sign = -1 if sorting_rule == "BEST_DEAL" else 1
+            data.sort(key=lambda d: sign * d["order"]["total_applied_discount_amount"])
+        total = len(data)
+        has_more = limit is not None and total > limit
+        if limit is not None:
+            data = data[:limit]
+        return {
+            "redeemables": {"object": "list", "data_ref": "data", "data": data, "total": total,
+                            "has_more": has_more},
+            "order": base.to_dict(False, True),
+            "evaluated": len(picked),
+        }
