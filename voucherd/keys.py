@@ -19,8 +19,17 @@ def stream(name: str) -> str:
 
 
 def dead_letter_stream(name: str) -> str:
+    return dead_letter_for(stream(name))
+
+
+def dead_letter_for(stream_key: str) -> str:
     """Shares the hash tag of its stream so the dead-letter move is one script in one slot."""
-    return f"{PREFIX}:stream:{{{name}}}:dead"
+    return f"{stream_key}:dead"
+
+
+def stream_index(name: str) -> str:
+    """SET of the per-project stream keys of the family ``name`` (see ``project_stream``), for the worker."""
+    return f"{PREFIX}:streamindex:{name}"
 
 
 def health_probe() -> str:

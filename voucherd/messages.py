@@ -37,3 +37,21 @@ async def publish(redis: aioredis.Redis, stream_name: str, payload: dict[str, An
     """Append one message outside a Lua script (scripts XADD in the same atomic step as their counters)."""
     entry_id = await redis.xadd(keys.stream(stream_name), encode(payload))  # type: ignore[arg-type]
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+class StreamAnnouncer:
+    """Makes sure workers read a project's stream of a family; one SADD per project per instance.
+
+    Each server process holds one, so the cost is paid once per process and project.
+    """
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._announced: set[tuple[str, str]] = set()
+
+    async def stream_key(self, name: str, project_id: str) -> str:
+        stream_key = keys.project_stream(project_id, name)
+        if (name, project_id) not in self._announced:
+            await self._redis.sadd(keys.stream_index(name), stream_key)  # type: ignore[misc]
+            self._announced.add((name, project_id))
+        return stream_key

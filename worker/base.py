@@ -51,6 +51,8 @@ class Task:
     max_tries: int = 5
     timeout_s: float = 60.0
     batch_size: int = 200
+    # A per-project family: one stream per project (keys.project_stream), listed in keys.stream_index.
+    per_project: bool = False
 
 
 class Registry:
@@ -58,12 +60,18 @@ class Registry:
         self.tasks: dict[str, Task] = {}
 
     def task(
-        self, stream: str, *, max_tries: int = 5, timeout_s: float = 60.0, batch_size: int = 200
+        self,
+        stream: str,
+        *,
+        max_tries: int = 5,
+        timeout_s: float = 60.0,
+        batch_size: int = 200,
+        per_project: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             if stream in self.tasks:
                 raise ValueError(f"stream {stream!r} already has a task")
-            self.tasks[stream] = Task(stream, handler, max_tries, timeout_s, batch_size)
+            self.tasks[stream] = Task(stream, handler, max_tries, timeout_s, batch_size, per_project)
             return handler
 
         return register

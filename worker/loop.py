@@ -6,6 +6,11 @@ A message is acknowledged only after its task finished. Messages left pending
 by a dead or failing consumer are re-claimed with XAUTOCLAIM once idle for
 ``claim_idle_ms``; one delivered more than ``max_tries`` times moves to the
 stream's dead-letter stream instead of running again.
+
+A task's stream is either one key, or a family of per-project keys (the ones a
+project's commit scripts append to, in that project's cluster slot) listed in a
+Redis set and re-read every ``discover_ms``. Each stream key is read with its own
+command, so the loop works unchanged on Redis Cluster.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class Consumer:
     def __init__(
         self,
@@ -42,6 +51,7 @@ class Consumer:
         name: str | None = None,
         claim_idle_ms: int = 30_000,
         block_ms: int = 1_000,
+        discover_ms: int = 1_000,
     ) -> None:
         self.ctx = ctx
         self.redis: aioredis.Redis = ctx.redis
@@ -49,6 +59,9 @@ class Consumer:
         self.name = name or consumer_name()
         self.claim_idle_ms = claim_idle_ms
         self.block_ms = block_ms
+        self.discover_ms = discover_ms
+        self.streams: dict[str, Task] = {}  # stream key -> its task
+        self._discovered_at = 0.0
         self._stopping = asyncio.Event()
         self._last_error: dict[str, str] = {}
 
@@ -56,57 +69,70 @@ class Consumer:
         """Finish the batch in hand, then return from ``run``."""
         self._stopping.set()
 
-    async def ensure_groups(self) -> None:
-        for stream in self.tasks:
+    async def discover(self, *, force: bool = False) -> None:
+        """Learn the stream keys to read (new per-project streams appear at run time) and make their groups."""
+        now = time.monotonic()
+        if not force and now - self._discovered_at < self.discover_ms / 1000:
+            return
+        self._discovered_at = now
+        found: dict[str, Task] = {}
+        for task in self.tasks.values():
+            if task.per_project:
+                for member in await self.redis.smembers(keys.stream_index(task.stream)):  # type: ignore[misc]
+                    found[_text(member)] = task
+            else:
+                found[keys.stream(task.stream)] = task
+        for stream_key in found.keys() - self.streams.keys():
             try:
-                await self.redis.xgroup_create(keys.stream(stream), GROUP, id="0", mkstream=True)
+                await self.redis.xgroup_create(stream_key, GROUP, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        self.streams = found
+
+    async def ensure_groups(self) -> None:
+        await self.discover(force=True)
 
     async def run(self, *, burst: bool = False) -> None:
         """Consume until ``stop()``; with ``burst``, until nothing is left to do."""
-        await self.ensure_groups()
+        await self.discover(force=True)
         if not self.tasks:
             await self._stopping.wait()
             return
         while not self._stopping.is_set():
             handled = await self.poll_once()
-            if burst and handled == 0 and not await self._has_pending():
-                return
+            if handled == 0:
+                if burst and not await self._has_pending():
+                    return
+                if len(self.streams) != 1:
+                    # Several streams are polled without blocking; idle briefly between rounds.
+                    await asyncio.sleep(min(self.block_ms, 20) / 1000)
 
     async def poll_once(self) -> int:
+        await self.discover()
         handled = 0
-        for task in self.tasks.values():
-            handled += await self.reclaim(task)
-        block = None if self._stopping.is_set() else self.block_ms
-        batch = max(t.batch_size for t in self.tasks.values())
-        streams = {keys.stream(name): ">" for name in self.tasks}
-        # redis-py's stubs do not describe stream replies; they are [(stream, [(id, fields), ...]), ...].
-        replies: Any = await self.redis.xreadgroup(GROUP, self.name, streams, count=batch, block=block)  # type: ignore[arg-type]
-        for stream_key, entries in replies or []:
-            task = self._task_for(stream_key)
-            messages = [Message.from_entry(i, f) for i, f in entries]
-            handled += await self.process(task, messages)
+        for stream_key, task in list(self.streams.items()):
+            handled += await self.reclaim(stream_key, task)
+        block = self.block_ms if len(self.streams) == 1 and not self._stopping.is_set() else None
+        for stream_key, task in list(self.streams.items()):
+            # redis-py's stubs do not describe stream replies; they are [(stream, [(id, fields), ...])].
+            replies: Any = await self.redis.xreadgroup(
+                GROUP, self.name, {stream_key: ">"}, count=task.batch_size, block=block
+            )
+            for _stream, entries in replies or []:
+                messages = [Message.from_entry(i, f) for i, f in entries]
+                handled += await self.process(stream_key, task, messages)
         return handled
 
-    def _task_for(self, stream_key: bytes | str) -> Task:
-        name = stream_key.decode() if isinstance(stream_key, bytes) else stream_key
-        for stream, task in self.tasks.items():
-            if keys.stream(stream) == name:
-                return task
-        raise KeyError(name)
-
     async def _has_pending(self) -> bool:
-        for stream in self.tasks:
-            summary = await self.redis.xpending(keys.stream(stream), GROUP)
+        for stream_key in self.streams:
+            summary = await self.redis.xpending(stream_key, GROUP)
             if summary and summary.get("pending", 0):
                 return True
         return False
 
-    async def reclaim(self, task: Task) -> int:
+    async def reclaim(self, stream_key: str, task: Task) -> int:
         """Take over messages idle too long; dead-letter those tried too often; run the rest."""
-        stream_key = keys.stream(task.stream)
         reply = await self.redis.xautoclaim(
             stream_key, GROUP, self.name, self.claim_idle_ms, start_id="0-0", count=task.batch_size
         )
@@ -123,17 +149,17 @@ class Consumer:
             message_id = _text(entry_id)
             tries = deliveries.get(message_id, 1)
             if tries > task.max_tries:
-                await self.dead_letter(task, message_id, tries)
+                await self.dead_letter(stream_key, task, message_id, tries)
             else:
                 runnable.append(Message.from_entry(entry_id, fields))
         if runnable:
-            await self.process(task, runnable)
+            await self.process(stream_key, task, runnable)
         return len(entries)
 
-    async def dead_letter(self, task: Task, message_id: str, tries: int) -> None:
+    async def dead_letter(self, stream_key: str, task: Task, message_id: str, tries: int) -> None:
         reason = self._last_error.pop(message_id, f"delivered {tries} times without success")
         await self.ctx.scripts.dead_letter(
-            keys=[keys.stream(task.stream), keys.dead_letter_stream(task.stream)],
+            keys=[stream_key, keys.dead_letter_for(stream_key)],
             args=[GROUP, message_id, reason[:2000], tries],
         )
         log.error(
@@ -142,7 +168,7 @@ class Consumer:
             extra={"task": task.stream, "status": TaskStatus.DEAD.value},
         )  # fmt: skip
 
-    async def process(self, task: Task, messages: list[Message]) -> int:
+    async def process(self, stream_key: str, task: Task, messages: list[Message]) -> int:
         started = time.perf_counter()
         try:
             await asyncio.wait_for(task.handler(self.ctx, messages), task.timeout_s)
@@ -152,9 +178,9 @@ class Consumer:
                 return 1
             # One bad message must not hold back the batch: try each alone.
             for message in messages:
-                await self.process(task, [message])
+                await self.process(stream_key, task, [message])
             return len(messages)
-        await self.redis.xack(keys.stream(task.stream), GROUP, *[m.id for m in messages])
+        await self.redis.xack(stream_key, GROUP, *[m.id for m in messages])
         for m in messages:
             self._last_error.pop(m.id, None)
         log.info(
@@ -174,7 +200,3 @@ class Consumer:
         else:
             log.error("task %s: message %s failed", task.stream, message.id, exc_info=exc,
                       extra={"task": task.stream, "status": TaskStatus.FAILED.value})  # fmt: skip
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from voucherd import keys
-from voucherd.messages import Message, encode, publish
+from voucherd.messages import Message, StreamAnnouncer, encode, publish
 from voucherd.redis_client import scripts_for
 from voucherd.settings import Settings
 from worker.base import Registry, Retry, WorkerContext
@@ -172,3 +172,36 @@ def test_worker_process_stops_cleanly_on_sigterm(settings: Settings) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_per_project_streams_are_discovered_while_running(settings: Settings) -> None:
+    seen: list[tuple[str, int]] = []
+    registry = Registry()
+
+    @registry.task("family", per_project=True)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        seen.extend((m.payload["project"], m.payload["n"]) for m in messages)
+
+    async def scenario(client: aioredis.Redis) -> None:
+        announcer = StreamAnnouncer(client)
+        first = await announcer.stream_key("family", "proj_a")
+        await client.xadd(first, encode({"project": "a", "n": 1}))  # type: ignore[arg-type]
+        worker = Consumer(
+            WorkerContext(redis=client, pool=None, scripts=scripts_for(client), settings=None),
+            registry, claim_idle_ms=50, block_ms=20, discover_ms=10,
+        )  # fmt: skip
+        running = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.2)
+        # A project that redeems for the first time after the worker started.
+        second = await announcer.stream_key("family", "proj_b")
+        assert keys.project_tag("proj_b") in second
+        await client.xadd(second, encode({"project": "b", "n": 2}))  # type: ignore[arg-type]
+        for _ in range(100):
+            if len(seen) == 2:
+                break
+            await asyncio.sleep(0.02)
+        worker.stop()
+        await asyncio.wait_for(running, 5)
+
+    run(settings, scenario)
+    assert sorted(seen) == [("a", 1), ("b", 2)]
