@@ -52,6 +52,6 @@ class StreamAnnouncer:
     async def stream_key(self, name: str, project_id: str) -> str:
         stream_key = keys.project_stream(project_id, name)
         if (name, project_id) not in self._announced:
-            await self._redis.sadd(keys.stream_index(name), stream_key)  # type: ignore[misc]
+            await self._redis.sadd(keys.stream_index(name), stream_key)
             self._announced.add((name, project_id))
         return stream_key

@@ -78,7 +78,7 @@ class Consumer:
         found: dict[str, Task] = {}
         for task in self.tasks.values():
             if task.per_project:
-                for member in await self.redis.smembers(keys.stream_index(task.stream)):  # type: ignore[misc]
+                for member in await self.redis.smembers(keys.stream_index(task.stream)):
                     found[_text(member)] = task
             else:
                 found[keys.stream(task.stream)] = task
