@@ -27,7 +27,7 @@ from redis.exceptions import ResponseError
 
 from voucherd import keys
 from voucherd.messages import Message
-from worker.base import Registry, Retry, Task, TaskStatus, WorkerContext
+from worker.base import TRANSIENT_ERRORS, Registry, Retry, Task, TaskStatus, WorkerContext
 
 log = logging.getLogger(__name__)
 
@@ -170,16 +170,19 @@ class Consumer:
 
     async def process(self, stream_key: str, task: Task, messages: list[Message]) -> int:
         started = time.perf_counter()
-        try:
-            await asyncio.wait_for(task.handler(self.ctx, messages), task.timeout_s)
-        except Exception as exc:
-            if len(messages) == 1:
-                self._record_failure(task, messages[0], exc)
-                return 1
-            # One bad message must not hold back the batch: try each alone.
-            for message in messages:
-                await self.process(stream_key, task, [message])
-            return len(messages)
+        backoff = 0.2
+        while True:
+            try:
+                await asyncio.wait_for(task.handler(self.ctx, messages), task.timeout_s)
+                break
+            except TRANSIENT_ERRORS as exc:
+                if self._stopping.is_set():
+                    return len(messages)  # left pending: another consumer (or our next start) takes it
+                log.warning("task %s: %s; retrying the batch in %.1fs", task.stream, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception as exc:
+                return await self._failed(stream_key, task, messages, exc)
         await self.redis.xack(stream_key, GROUP, *[m.id for m in messages])
         for m in messages:
             self._last_error.pop(m.id, None)
@@ -188,6 +191,15 @@ class Consumer:
             task.stream, len(messages), (time.perf_counter() - started) * 1000,
             extra={"task": task.stream, "status": TaskStatus.DONE.value},
         )  # fmt: skip
+        return len(messages)
+
+    async def _failed(self, stream_key: str, task: Task, messages: list[Message], exc: Exception) -> int:
+        if len(messages) == 1:
+            self._record_failure(task, messages[0], exc)
+            return 1
+        # One bad message must not hold back the batch: try each alone.
+        for message in messages:
+            await self.process(stream_key, task, [message])
         return len(messages)
 
     def _record_failure(self, task: Task, message: Message, exc: Exception) -> None:

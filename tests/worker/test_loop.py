@@ -205,3 +205,22 @@ def test_per_project_streams_are_discovered_while_running(settings: Settings) ->
 
     run(settings, scenario)
     assert sorted(seen) == [("a", 1), ("b", 2)]
+
+
+def test_a_lost_connection_is_retried_in_place_without_counting_as_a_try(settings: Settings) -> None:
+    calls: list[int] = []
+    registry = Registry()
+
+    @registry.task(STREAM, max_tries=1)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        calls.append(len(messages))
+        if len(calls) <= 3:
+            raise ConnectionRefusedError("database is down")
+
+    async def scenario(client: aioredis.Redis) -> tuple[int, int]:
+        await publish(client, STREAM, {"n": 1})
+        await asyncio.wait_for(consumer(client, registry).run(burst=True), 20)
+        return await pending_count(client), await client.xlen(keys.dead_letter_stream(STREAM))
+
+    assert run(settings, scenario) == (0, 0)
+    assert calls == [1, 1, 1, 1]

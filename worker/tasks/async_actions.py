@@ -5,19 +5,13 @@ from __future__ import annotations
 import logging
 import time
 
-import asyncpg
-from redis.exceptions import ConnectionError as RedisConnectionError
-
 from voucherd import async_actions
 from voucherd.messages import Message
 from worker import operations
-from worker.base import WorkerContext, task
+from worker.base import TRANSIENT_ERRORS, WorkerContext, task
 from worker.operations import OperationContext, OperationFailed
 
 log = logging.getLogger(__name__)
-
-# Connection trouble is worth another try; anything else is the operation's own failure.
-TRANSIENT = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError, RedisConnectionError)
 
 
 @task(async_actions.STREAM, batch_size=1, timeout_s=30 * 60, max_tries=5)
@@ -46,8 +40,8 @@ async def run_async_actions(ctx: WorkerContext, messages: list[Message]) -> None
             result, ok = await function(op, row["params"] or {}), True
         except OperationFailed as failure:
             result, ok = failure.result, False
-        except TRANSIENT:
-            raise
+        except TRANSIENT_ERRORS:
+            raise  # the loop retries the action once the connection is back
         except Exception as exc:
             log.exception("async action %s (%s) failed", action_id, row["type"])
             result, ok = {"message": f"{type(exc).__name__}: {exc}"}, False

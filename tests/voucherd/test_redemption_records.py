@@ -1,0 +1,82 @@
+"""Redemption events are written behind once, however often they are delivered."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from tests.conftest import ProjectKeys
+from voucherd import db, redemption_records
+from voucherd.settings import Settings
+
+DATE = "2026-11-26T10:00:00.000Z"
+
+
+def child(rid: str, code: str) -> dict[str, Any]:
+    return {"id": rid, "object": "redemption", "date": DATE, "result": "SUCCESS", "status": "SUCCEEDED",
+            "customer_id": "cust_1", "related_object_type": "voucher", "related_object_id": f"v_{code}",
+            "voucher": {"code": code, "campaign_id": "camp_1", "campaign": "Summer"}, "redemption": "r_parent"}  # fmt: skip
+
+
+def stacked(project_id: str, children: list[dict[str, Any]]) -> dict[str, Any]:
+    parent = {"id": "r_parent", "object": "redemption", "date": DATE, "result": "SUCCESS", "status": "SUCCEEDED",
+              "customer_id": "cust_1", "related_object_type": "redemption", "related_object_id": "r_parent"}  # fmt: skip
+    return {"type": "redemption", "project_id": project_id, "date": DATE, "parent": parent, "applied": children}
+
+
+def persist(settings: Settings, events: list[dict[str, Any]]) -> int:
+    async def go() -> int:
+        conn = await db.connect(settings.database_url)
+        try:
+            return await redemption_records.persist(conn, events)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def rows(settings: Settings) -> list[asyncpg.Record]:
+    async def go() -> list[asyncpg.Record]:
+        conn = await db.connect(settings.database_url)
+        try:
+            return await conn.fetch("SELECT id, parent_id, status, voucher_code, body FROM redemptions ORDER BY id")
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def test_a_stacked_redemption_is_stored_with_its_parent_once(settings: Settings, project: ProjectKeys) -> None:
+    event = stacked(project.project_id, [child("r_1", "A"), child("r_2", "B")])
+    assert persist(settings, [event]) == 3
+    assert persist(settings, [event, event]) == 0  # replays change nothing
+    stored = {r["id"]: r for r in rows(settings)}
+    assert set(stored) == {"r_parent", "r_1", "r_2"}
+    assert stored["r_1"]["parent_id"] == "r_parent" and stored["r_1"]["voucher_code"] == "A"
+    assert stored["r_parent"]["body"]["related_redemptions"]["redemptions"] == [
+        {"id": "r_1", "date": DATE},
+        {"id": "r_2", "date": DATE},
+    ]
+
+
+def test_a_single_applied_child_has_no_parent(settings: Settings, project: ProjectKeys) -> None:
+    parent, children = redemption_records.finalize(stacked(project.project_id, [child("r_1", "A")]))
+    assert parent is None and children[0]["redemption"] is None
+    persist(settings, [stacked(project.project_id, [child("r_1", "A")])])
+    assert [r["id"] for r in rows(settings)] == ["r_1"]
+
+
+def test_a_rollback_marks_the_redemption_rolled_back_once(settings: Settings, project: ProjectKeys) -> None:
+    persist(settings, [stacked(project.project_id, [child("r_1", "A")])])
+    rollback = {"id": "rr_1", "object": "redemption_rollback", "date": DATE, "result": "SUCCESS",
+                "status": "SUCCEEDED", "redemption": None, "voucher": {"code": "A"}}  # fmt: skip
+    event = {"type": "rollback", "project_id": project.project_id, "date": DATE, "parent": None,
+             "applied": [rollback], "rolled_back": ["r_1"]}  # fmt: skip
+    persist(settings, [event])
+    persist(settings, [event])
+    stored = {r["id"]: r for r in rows(settings)}
+    assert stored["r_1"]["status"] == "ROLLED_BACK" and stored["r_1"]["body"]["status"] == "ROLLED_BACK"
+    assert stored["r_1"]["body"]["related_redemptions"]["rollbacks"] == [{"id": "rr_1", "date": DATE}]
+    assert stored["rr_1"]["status"] == "SUCCEEDED"

@@ -1,0 +1,13 @@
+"""Writes redemption and rollback events behind to PostgreSQL (per-project streams)."""
+
+from __future__ import annotations
+
+from voucherd import redemption_records
+from voucherd.messages import Message
+from worker.base import WorkerContext, task
+
+
+@task(redemption_records.STREAM, per_project=True, batch_size=500, timeout_s=120, max_tries=10)
+async def persist_redemptions(ctx: WorkerContext, messages: list[Message]) -> None:
+    async with ctx.pool.acquire() as conn:
+        await redemption_records.persist(conn, [m.payload for m in messages])
