@@ -15,14 +15,31 @@ DATE = "2026-11-26T10:00:00.000Z"
 
 
 def child(rid: str, code: str) -> dict[str, Any]:
-    return {"id": rid, "object": "redemption", "date": DATE, "result": "SUCCESS", "status": "SUCCEEDED",
-            "customer_id": "cust_1", "related_object_type": "voucher", "related_object_id": f"v_{code}",
-            "voucher": {"code": code, "campaign_id": "camp_1", "campaign": "Summer"}, "redemption": "r_parent"}  # fmt: skip
+    return {
+        "id": rid,
+        "object": "redemption",
+        "date": DATE,
+        "result": "SUCCESS",
+        "status": "SUCCEEDED",
+        "customer_id": "cust_1",
+        "related_object_type": "voucher",
+        "related_object_id": f"v_{code}",
+        "voucher": {"code": code, "campaign_id": "camp_1", "campaign": "Summer"},
+        "redemption": "r_parent",
+    }
 
 
 def stacked(project_id: str, children: list[dict[str, Any]]) -> dict[str, Any]:
-    parent = {"id": "r_parent", "object": "redemption", "date": DATE, "result": "SUCCESS", "status": "SUCCEEDED",
-              "customer_id": "cust_1", "related_object_type": "redemption", "related_object_id": "r_parent"}  # fmt: skip
+    parent = {
+        "id": "r_parent",
+        "object": "redemption",
+        "date": DATE,
+        "result": "SUCCESS",
+        "status": "SUCCEEDED",
+        "customer_id": "cust_1",
+        "related_object_type": "redemption",
+        "related_object_id": "r_parent",
+    }
     return {"type": "redemption", "project_id": project_id, "date": DATE, "parent": parent, "applied": children}
 
 
@@ -70,10 +87,23 @@ def test_a_single_applied_child_has_no_parent(settings: Settings, project: Proje
 
 def test_a_rollback_marks_the_redemption_rolled_back_once(settings: Settings, project: ProjectKeys) -> None:
     persist(settings, [stacked(project.project_id, [child("r_1", "A")])])
-    rollback = {"id": "rr_1", "object": "redemption_rollback", "date": DATE, "result": "SUCCESS",
-                "status": "SUCCEEDED", "redemption": None, "voucher": {"code": "A"}}  # fmt: skip
-    event = {"type": "rollback", "project_id": project.project_id, "date": DATE, "parent": None,
-             "applied": [rollback], "rolled_back": ["r_1"]}  # fmt: skip
+    rollback = {
+        "id": "rr_1",
+        "object": "redemption_rollback",
+        "date": DATE,
+        "result": "SUCCESS",
+        "status": "SUCCEEDED",
+        "redemption": None,
+        "voucher": {"code": "A"},
+    }
+    event = {
+        "type": "rollback",
+        "project_id": project.project_id,
+        "date": DATE,
+        "parent": None,
+        "applied": [rollback],
+        "rolled_back": ["r_1"],
+    }
     persist(settings, [event])
     persist(settings, [event])
     stored = {r["id"]: r for r in rows(settings)}
