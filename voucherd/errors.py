@@ -152,3 +152,96 @@ class InvalidRedeemables(VoucherdError):
 class MissingReward(VoucherdError):
     key = "missing_reward"
     message = "Missing reward"
+
+
+class MetadataValidationFailed(VoucherdError):
+    key = "metadata_validation_failed"
+    message = "Metadata validation failed"
+
+
+class InvalidValidationRules(VoucherdError):
+    key = "invalid_validation_rules"
+    message = "Invalid validation rules"
+
+
+class StackingRulesExist(VoucherdError):
+    code = 409
+    key = "stacking_rules_exist"
+    message = "Stacking rules already exist"
+
+
+class InvalidCampaignParams(VoucherdError):
+    key = "invalid_campaign_params"
+    message = "Invalid campaign params"
+
+
+class InvalidCampaign(VoucherdError):
+    key = "invalid_campaign"
+    message = "Invalid campaign"
+
+
+class InvalidVoucher(VoucherdError):
+    key = "invalid_voucher"
+    message = "Invalid voucher"
+
+
+class InvalidCodeConfig(VoucherdError):
+    key = "invalid_code_config"
+    message = "Invalid code config"
+
+
+class InvalidAddBalanceParams(VoucherdError):
+    key = "invalid_add_balance_params"
+    message = "Invalid add balance params"
+
+
+class ResourceProtected(VoucherdError):
+    key = "resource_protected"
+    message = "Resource is protected"
+
+
+class NoVoucherSuitableForPublication(VoucherdError):
+    key = "no_voucher_suitable_for_publication"
+    message = "Couldn't find any voucher suitable for publication."
+
+
+class VoucherAlreadyPublished(VoucherdError):
+    key = "voucher_already_published"
+    message = "Voucher already published"
+
+
+class TooManyVouchersRequested(VoucherdError):
+    key = "too_many_vouchers_requested"
+    message = "Too many vouchers requested"
+
+
+class AlreadyRolledBack(VoucherdError):
+    key = "already_rolled_back"
+    message = "Redemption already rolled back"
+
+
+class InvalidRedemption(VoucherdError):
+    key = "invalid_redemption"
+    message = "Invalid redemption"
+
+
+class InvalidRedemptionParent(VoucherdError):
+    key = "invalid_redemption_parent"
+    message = "Invalid redemption parent"
+
+
+class MultipleRequests(VoucherdError):
+    code = 409
+    key = "multiple_requests"
+    message = "Multiple requests"
+
+
+class IdempotencyKeyReused(VoucherdError):
+    code = 409
+    key = "idempotency_key_reused"
+    message = "Idempotency key reused with a different request"
+
+
+class PageOverLimit(VoucherdError):
+    key = "page_over_limit"
+    message = "Page over limit"

@@ -67,3 +67,32 @@ def customer_segments(project_id: str) -> str:
     """HASH of segment membership for the hot path: field ``id:<customer id>`` and ``src:<source id>`` -> JSON
     list of segment ids (sorted). Written by voucherd.segments after each PostgreSQL change; absent = no segment."""
     return f"{project_tag(project_id)}:custsegs"
+
+
+def customer_ids(project_id: str) -> str:
+    """HASH source_id -> customer id, so the hot path names a customer without PostgreSQL."""
+    return f"{project_tag(project_id)}:custids"
+
+
+def order_ids(project_id: str) -> str:
+    """HASH source_id -> order id, so the hot path names an order without PostgreSQL."""
+    return f"{project_tag(project_id)}:orderids"
+
+
+def rolled_back(project_id: str) -> str:
+    """HASH redemption id -> 1 once rolled back: the guard that makes a rollback happen once."""
+    return f"{project_tag(project_id)}:rolledback"
+
+
+def idempotency(project_id: str, key: str) -> str:
+    return f"{project_tag(project_id)}:idem:{key}"
+
+
+def counters(project_id: str) -> str:
+    """HASH of redemption counts per customer and per incentive (see voucherd.redemption_counters)."""
+    return f"{project_tag(project_id)}:counters"
+
+
+def wallets(project_id: str) -> str:
+    """HASH customer id -> JSON list of the codes published to that customer (their wallet)."""
+    return f"{project_tag(project_id)}:wallets"

@@ -1,0 +1,225 @@
+"""Bulk code generation, end to end: ``POST /v1/campaigns`` with ``vouchers_count`` N against real servers.
+
+Starts its own Redis (AOF, appendfsync everysec), PostgreSQL (durable), one API server process and one
+worker process in a temporary folder, unless ``--url`` names a running voucherd (then also pass
+``--app-id``, ``--app-token``, ``--redis-url`` and ``--project-id``). For each N it prints:
+
+* the create call's own latency (it answers at once; the codes are the CAMPAIGN.VOUCHERS_GENERATE action),
+* the time from the create call's return until the last code's live state is in Redis (Redis DBSIZE
+  polled every 10 ms: every new key is one code), and codes/s over that time,
+* the action's processing time and when it reported DONE,
+* a check that a sample of codes has its state (``voucher_state.load`` answers from Redis alone), and,
+  when the server has ``POST /v1/validations``, that the last listed code validates.
+
+    .venv/bin/python loadtests/bench_generate.py --counts 100000,1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from voucherd import keys
+from voucherd.localstack import PostgresServer, RedisServer, free_port
+from voucherd.settings import Settings
+
+
+@dataclass
+class Target:
+    url: str
+    app_id: str
+    app_token: str
+    redis_url: str
+    project_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-App-Id": self.app_id, "X-App-Token": self.app_token}
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the server exited during start-up")
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+            if response.status == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError("the server did not start")
+
+
+@contextlib.contextmanager
+def own_stack() -> Iterator[Target]:
+    """Redis + PostgreSQL + 1 server process + 1 worker process, all torn down afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="voucherd-bench-"))
+    folder.chmod(0o755)
+    redis_server = RedisServer(folder / "redis", free_port(), appendonly=True, appendfsync="everysec")
+    postgres = PostgresServer(folder / "pg", free_port(), durable=True)
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        redis_server.start()
+        postgres.start()
+        settings = Settings(
+            redis_url=redis_server.url,
+            database_url=postgres.url,
+            data_dir=folder,
+            port=free_port(),
+            server_processes=1,
+            worker_processes=1,
+            log_level="WARNING",
+            log_format="text",
+        )
+        env = {**os.environ, **settings.to_env()}
+        created = subprocess.run(
+            [sys.executable, "-m", "voucherd.cli", "create-project", "bench"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        project = _json_tail(created.stdout)
+        server = subprocess.Popen([sys.executable, "-m", "voucherd.cli", "serve"], env=env)
+        children.append(server)
+        children.append(subprocess.Popen([sys.executable, "-m", "worker"], env=env))
+        url = f"http://127.0.0.1:{settings.port}"
+        _wait_http(url, server)
+        yield Target(url, project["app_id"], project["app_token"], redis_server.url, project["project_id"])
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(20)
+        postgres.stop()
+        redis_server.stop()
+        subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+def _json_tail(text: str) -> dict[str, Any]:
+    """The server-side key and project id printed by ``voucherd create-project``."""
+    created: dict[str, Any] = json.loads(text[text.index("{") :])
+    return {**created["server_side_key"], "project_id": created["project_id"]}
+
+
+def run_one(target: Target, count: int, http: httpx.Client) -> dict[str, Any]:
+    r = redis.Redis.from_url(target.redis_url)
+    name = f"bench-{count}-{random.randrange(1 << 30):x}"
+    body = {
+        "name": name,
+        "voucher": {
+            "type": "DISCOUNT_VOUCHER",
+            "discount": {"type": "AMOUNT", "amount_off": 500},
+            "code_config": {"length": 12, "prefix": "B-"},
+        },
+        "vouchers_count": count,
+    }
+    base = int(r.dbsize())
+    t0 = time.perf_counter()
+    response = http.post(f"{target.url}/v1/campaigns", json=body, headers=target.headers)
+    returned = time.perf_counter()
+    response.raise_for_status()
+    campaign = response.json()
+    action_id = campaign["async_action_id"]
+    deadline = returned + 300
+    polls = 0
+    while int(r.dbsize()) - base < count:
+        polls += 1
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"only {int(r.dbsize()) - base} of {count} codes reached Redis in 300 s")
+        if polls % 100 == 0:
+            action = http.get(f"{target.url}/v1/async-actions/{action_id}", headers=target.headers).json()
+            if action["status"] == "FAILED":
+                raise RuntimeError(f"the generation failed: {action}")
+        time.sleep(0.01)
+    in_redis = time.perf_counter()
+    while True:
+        action = http.get(f"{target.url}/v1/async-actions/{action_id}", headers=target.headers).json()
+        if action["status"] in ("DONE", "FAILED"):
+            break
+        time.sleep(0.02)
+    done = time.perf_counter()
+    listing = http.get(
+        f"{target.url}/v1/vouchers",
+        params={"campaign_id": campaign["id"], "limit": 100, "page": 1},
+        headers=target.headers,
+    ).json()
+    sample = listing["vouchers"]
+    present = sum(
+        1 for v in sample if r.hget(keys.voucher_state(target.project_id, v["code"]), "id") == v["id"].encode()
+    )
+    validated = _validate(http, target, sample[-1]["code"]) if sample else "no codes"
+    return {
+        "count": count,
+        "create_ms": (returned - t0) * 1000,
+        "redis_s": in_redis - returned,
+        "done_s": done - returned,
+        "processing_ms": action.get("processing_time"),
+        "status": action["status"],
+        "result": action.get("result"),
+        "total": listing["total"],
+        "sample_ok": f"{present}/{len(sample)}",
+        "validated": validated,
+    }
+
+
+def _validate(http: httpx.Client, target: Target, code: str) -> str:
+    response = http.post(
+        f"{target.url}/v1/validations",
+        json={"redeemables": [{"object": "voucher", "id": code}], "order": {"amount": 10000}},
+        headers=target.headers,
+    )
+    if response.status_code == 404 and "not_found" not in response.text:
+        return "no /v1/validations on this server yet"
+    if response.status_code != 200:
+        return f"HTTP {response.status_code}"
+    return "valid" if response.json().get("valid") else f"invalid: {response.text[:200]}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counts", default="100000,1000000")
+    parser.add_argument("--url")
+    parser.add_argument("--app-id")
+    parser.add_argument("--app-token")
+    parser.add_argument("--redis-url")
+    parser.add_argument("--project-id")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.counts.split(",")]
+    if args.url:
+        stack: contextlib.AbstractContextManager[Target] = contextlib.nullcontext(
+            Target(args.url, args.app_id, args.app_token, args.redis_url, args.project_id)
+        )
+    else:
+        stack = own_stack()
+    with stack as target, httpx.Client(timeout=60) as http:
+        print(f"{'codes':>9} {'create ms':>9} {'→ Redis s':>9} {'codes/s':>9} {'→ DONE s':>8} {'action ms':>9}  checks")
+        for count in counts:
+            row = run_one(target, count, http)
+            rate = row["count"] / row["redis_s"] if row["redis_s"] > 0 else float("inf")
+            print(
+                f"{row['count']:>9} {row['create_ms']:>9.1f} {row['redis_s']:>9.2f} {rate:>9.0f} "
+                f"{row['done_s']:>8.2f} {row['processing_ms']!s:>9}  {row['status']}, listed {row['total']}, "
+                f"sample state {row['sample_ok']}, last code: {row['validated']}; "
+                f"{(row['result'] or {}).get('message')}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

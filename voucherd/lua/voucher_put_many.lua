@@ -1,0 +1,19 @@
+-- Write the live-state HASHes of many new codes that share their fields (bulk generation), replacing
+-- any stale hash or "missing" marker under those keys.
+--
+-- KEYS[i]    the state key of the i-th new code (all of one project: one hash tag, one slot)
+-- ARGV[1]    C, the number of shared field/value pairs
+-- ARGV[2 .. 1+2C]       the shared field, value pairs
+-- ARGV[2+2C .. 1+2C+#KEYS]  the voucher id of the i-th code (field "id")
+--
+-- Returns the number of hashes written.
+
+local c = tonumber(ARGV[1])
+local shared = {}
+for i = 2, 1 + 2 * c do shared[#shared + 1] = ARGV[i] end
+local base = 1 + 2 * c
+for i = 1, #KEYS do
+  redis.call('DEL', KEYS[i])
+  redis.call('HSET', KEYS[i], 'id', ARGV[base + i], unpack(shared))
+end
+return #KEYS
