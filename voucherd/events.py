@@ -1,0 +1,60 @@
+"""Custom events (``POST /v1/events``): stored as customer activity, feeding segment filters.
+
+Earning rules and referral conversion will read the same activity rows (``event_name`` set).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from voucherd import customers, segments
+from voucherd.errors import InvalidPayload
+
+
+def _optional_object(body: dict[str, Any], name: str, fields: tuple[str, ...]) -> dict[str, Any] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidPayload(f"Property .{name} should be an object")
+    for key in fields:
+        if value.get(key) is not None and not isinstance(value[key], str):
+            raise InvalidPayload(f"Property .{name}.{key} should be a string")
+    return {key: value.get(key) for key in fields if value.get(key) is not None}
+
+
+async def track(
+    conn: asyncpg.Connection, redis: aioredis.Redis, project_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    name = body.get("event")
+    if not isinstance(name, str) or not 1 <= len(name) <= 300:
+        raise InvalidPayload("Property .event is required and should be a string of 1 to 300 characters")
+    if not isinstance(body.get("customer"), dict):
+        raise InvalidPayload("Property .customer is required and should be an object")
+    referral = _optional_object(body, "referral", ("code", "referrer_id"))
+    loyalty = _optional_object(body, "loyalty", ("code",))
+    metadata = customers.checked_metadata(body.get("metadata")) or {}
+    async with conn.transaction():
+        customer = await customers.upsert_from_request(conn, project_id, body["customer"], redis=redis)
+        data = {
+            "event": name,
+            "customer": customers.simple_view(customer),
+            "referral": referral,
+            "loyalty": loyalty,
+            "metadata": metadata,
+        }
+        await customers.record_activity(
+            conn, project_id, customer["id"], "customer.custom_event", data, event_name=name
+        )
+    await segments.refresh_customer(conn, redis, project_id, customer)
+    return {
+        "object": "event",
+        "type": name,
+        "customer": customers.simple_view(customer),
+        "referral": referral,
+        "loyalty": loyalty,
+        "metadata": metadata,
+    }
