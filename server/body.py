@@ -11,8 +11,11 @@ from server.context import context
 from voucherd.errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
 
 
-async def read_json(request: Request) -> Any:
-    """The decoded JSON body, or None for an empty body (SDKs send those on body-less POSTs)."""
+async def read_raw(request: Request) -> bytes:
+    """The body's bytes, within the size limit; read once, then kept on the request."""
+    cached: bytes | None = getattr(request.state, "raw_body", None)
+    if cached is not None:
+        return cached
     limit = context(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -25,6 +28,13 @@ async def read_json(request: Request) -> Any:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
         chunks.append(chunk)
     raw = b"".join(chunks)
+    request.state.raw_body = raw
+    return raw
+
+
+async def read_json(request: Request) -> Any:
+    """The decoded JSON body, or None for an empty body (SDKs send those on body-less POSTs)."""
+    raw = await read_raw(request)
     if not raw.strip():
         return None
     content_type = request.headers.get("content-type", "")

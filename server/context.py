@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from starlette.requests import Request
 
 from voucherd.auth import KeyCache
+from voucherd.checkout import Services
 from voucherd.scripts import Scripts
 from voucherd.settings import Settings
 
@@ -20,6 +21,7 @@ class AppContext:
     redis: aioredis.Redis
     scripts: Scripts
     keys: KeyCache
+    checkout: Services
 
 
 def context(request: Request) -> AppContext:

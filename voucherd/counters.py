@@ -29,6 +29,7 @@ class Op:
     min: int | None = None
     lock_key: str | None = None
     lock_amounts_key: str | None = None
+    reason: str = ""  # reported when this op's guard fails; "" = the group's reason
 
 
 @dataclass
@@ -82,6 +83,7 @@ async def apply(
                 _opt(op.min),
                 index(op.lock_key),
                 index(op.lock_amounts_key),
+                op.reason,
             ]
     raw = await scripts.apply_counters(keys=list(key_index), args=args)
     results: list[str] = orjson.loads(raw)

@@ -16,7 +16,7 @@ def create_redis(url: str, max_connections: int = 64, wait_timeout: float = 5.0)
         timeout=wait_timeout,
         health_check_interval=30,
     )
-    return aioredis.Redis(connection_pool=pool, decode_responses=False)
+    return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
 def scripts_for(client: aioredis.Redis) -> Scripts:

@@ -9,8 +9,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso_us(value: datetime) -> str:
+    """Microsecond precision, where creation times must tell rows of one transaction apart."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso_now() -> str:
+    return _format(utcnow())
+
+
 def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
+    return _format(value)
+
+
+def _format(value: datetime) -> str:
     value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"

@@ -24,8 +24,9 @@ STREAM = keys.project_stream(P, "redemptions")
 
 def unit(reason: str = "quantity_exceeded", event: dict[str, Any] | None = None, key: str = V) -> Group:
     """Take one unit of a voucher capped by its quantity field, honouring session reservations."""
-    return Group(reason, [Op(key, "redeemed", 1, max_field="quantity", lock_key=LOCKS, lock_amounts_key=AMOUNTS)],
-                 event or {})  # fmt: skip
+    return Group(
+        reason, [Op(key, "redeemed", 1, max_field="quantity", lock_key=LOCKS, lock_amounts_key=AMOUNTS)], event or {}
+    )
 
 
 def credits(amount: int) -> Group:

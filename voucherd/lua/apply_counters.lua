@@ -19,8 +19,9 @@
 -- then for each group g = 1..G:
 --   reason key reported if the group fails (e.g. quantity_exceeded)
 --   the group's event JSON (an object), appended to "applied" when the group applies
---   number of ops N, then N ops of 8 values each:
---     key index, field, delta, max, max field, min, lock zset key index, lock amounts key index
+--   number of ops N, then N ops of 9 values each:
+--     key index, field, delta, max, max field, min, lock zset key index, lock amounts key index,
+--     the op's own reason key when it fails ("" = the group's)
 --   where "" means absent; max/min bound the field's value after the delta; a max field
 --   names a field of the same hash holding the max ("" there means unlimited); a lock
 --   key pair makes live reservations of other sessions count as already taken.
@@ -42,8 +43,9 @@ for g = 1, tonumber(ARGV[7]) do
       max = tonumber(ARGV[pos + 3]), max_field = ARGV[pos + 4], min = tonumber(ARGV[pos + 5]),
       zkey = ARGV[pos + 6] ~= '' and KEYS[tonumber(ARGV[pos + 6])] or nil,
       akey = ARGV[pos + 7] ~= '' and KEYS[tonumber(ARGV[pos + 7])] or nil,
+      reason = ARGV[pos + 8],
     }
-    pos = pos + 8
+    pos = pos + 9
   end
   groups[g] = group
 end
@@ -74,6 +76,7 @@ local function current(op)
   return tonumber(redis.call('HGET', op.key, op.field) or '0') or 0
 end
 
+-- Returns nil when every guard holds, else the reason of the first that does not.
 local function check(group)
   for _, op in ipairs(group.ops) do
     local after = current(op) + op.delta
@@ -88,11 +91,15 @@ local function check(group)
       end
     end
     -- A max bounds growth (e.g. redeemed <= quantity): others' reservations count as taken.
-    if max ~= nil and op.delta > 0 and after + held > max then return false end
+    local failed = (max ~= nil and op.delta > 0 and after + held > max)
     -- A min bounds spending (e.g. balance >= 0): others' reservations are already spoken for.
-    if op.min ~= nil and op.delta < 0 and after - held < op.min then return false end
+    failed = failed or (op.min ~= nil and op.delta < 0 and after - held < op.min)
+    if failed then
+      if op.reason ~= '' then return op.reason end
+      return group.reason
+    end
   end
-  return true
+  return nil
 end
 
 local function apply(group)
@@ -117,10 +124,11 @@ end
 local results, applied = {}, {}
 local all_ok = true
 for g, group in ipairs(groups) do
-  if check(group) then
+  local failure = check(group)
+  if failure == nil then
     results[g] = 'ok'
   else
-    results[g] = group.reason
+    results[g] = failure
     all_ok = false
   end
 end
@@ -135,8 +143,10 @@ end
 for g, group in ipairs(groups) do
   if results[g] == 'ok' then
     -- In PARTIAL mode an earlier group may have used what this one checked against.
-    if g > 1 and mode == 'PARTIAL' and not check(group) then
-      results[g] = group.reason
+    local failure = nil
+    if g > 1 and mode == 'PARTIAL' then failure = check(group) end
+    if failure ~= nil then
+      results[g] = failure
     else
       apply(group)
       table.insert(applied, group.event)

@@ -1,0 +1,100 @@
+"""Redemption counts that validation rules limit: per customer and per incentive, in total and
+per calendar day, week and month.
+
+All of a project's counts live in one Redis HASH (``keys.counters``), so they are read in
+the checkout's one round trip and moved by its one commit script. Fields::
+
+    c:<customer id>:<scope>[:d:YYYY-MM-DD | :w:YYYY-Www | :m:YYYY-MM]   one customer's redemptions
+    i:<scope>[:d:… | :w:… | :m:…]                                       everyone's redemptions
+
+where the scope is the campaign of a voucher (the code itself when it has none) or the
+promotion tier. Periods are UTC calendar units (ISO weeks).
+
+When a rule caps a count (``$less_than`` / ``$less_than_or_equal``) inside a rule set whose
+logic only joins with "and", the commit re-checks that cap atomically, so a burst cannot
+get past it. Caps under "or" logic are checked by the engine at validation only.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+CUSTOMER = "{customer}"  # replaced by the resolved customer id inside the read script
+
+# rule name -> (prefix, period) where prefix "c" counts the customer's, "i" everyone's
+RULE_FIELDS: dict[str, tuple[str, str]] = {
+    "redemption.count.per_customer": ("c", ""),
+    "redemption.count.per_customer.daily": ("c", "d"),
+    "redemption.count.per_customer.weekly": ("c", "w"),
+    "redemption.count.per_customer.monthly": ("c", "m"),
+    "redemption.count.daily": ("i", "d"),
+    "redemption.count.weekly": ("i", "w"),
+    "redemption.count.monthly": ("i", "m"),
+    "campaign.redemptions.count": ("i", ""),
+    "campaign.redemptions.count.daily": ("i", "d"),
+    "campaign.redemptions.count.weekly": ("i", "w"),
+    "campaign.redemptions.count.monthly": ("i", "m"),
+}
+_ONLY_AND = re.compile(r"^[\s\d()]*((and|AND)[\s\d()]*)*$")
+
+
+def period_suffix(now: datetime, period: str) -> str:
+    if period == "d":
+        return f":d:{now:%Y-%m-%d}"
+    if period == "w":
+        year, week, _ = now.isocalendar()
+        return f":w:{year}-W{week:02d}"
+    if period == "m":
+        return f":m:{now:%Y-%m}"
+    return ""
+
+
+def fields(scope: str, now: datetime, customer_id: str | None) -> dict[str, str]:
+    """Rule name -> counter field, for one redeemable. ``customer_id`` None: the read script's placeholder."""
+    who = customer_id if customer_id is not None else CUSTOMER
+    out = {}
+    for rule, (prefix, period) in RULE_FIELDS.items():
+        owner = f"c:{who}:" if prefix == "c" else "i:"
+        out[rule] = f"{owner}{scope}{period_suffix(now, period)}"
+    return out
+
+
+def distinct_fields(scope: str, now: datetime, customer_id: str | None) -> list[str]:
+    return sorted(set(fields(scope, now, customer_id).values()))
+
+
+def _caps_of(rules: dict[str, Any], caps: dict[str, int]) -> None:
+    logic = str(rules.get("logic") or "")
+    if logic and not _ONLY_AND.match(logic):
+        return
+    for key, rule in rules.items():
+        if key == "logic" or not isinstance(rule, dict):
+            continue
+        name = rule.get("name")
+        conditions = rule.get("conditions") or {}
+        if name in RULE_FIELDS:
+            for op, values in conditions.items():
+                value = values[0] if isinstance(values, list) and values else values
+                if isinstance(value, bool) or not isinstance(value, int):
+                    continue
+                # The engine compares the count before this redemption; the commit bounds the count after it.
+                if op == "$less_than":
+                    cap = value
+                elif op in ("$less_than_or_equal", "$less_than_equal"):
+                    cap = value + 1
+                else:
+                    continue
+                caps[name] = min(cap, caps.get(name, cap))
+        nested = rule.get("rules")
+        if isinstance(nested, dict) and nested:
+            _caps_of(nested, caps)
+
+
+def caps(rule_sets: list[dict[str, Any]]) -> dict[str, int]:
+    """Rule name -> the highest count allowed after a redemption, from rule sets joined by "and"."""
+    found: dict[str, int] = {}
+    for rule_set in rule_sets:
+        _caps_of(rule_set.get("rules") or {}, found)
+    return found
