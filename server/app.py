@@ -14,20 +14,62 @@ from server.auth import AuthMiddleware
 from server.context import AppContext
 from server.errors import handle_http_exception, handle_voucherd_error
 from server.middleware import RequestContextMiddleware
-from server.resources import async_actions, categories, health, projects
+from server.resources import (
+    async_actions,
+    campaigns,
+    categories,
+    customers,
+    events,
+    floor,
+    health,
+    metadata_schemas,
+    orders,
+    products,
+    projects,
+    qualifications,
+    promotions,
+    publications,
+    redemptions,
+    segments,
+    stacking_rules,
+    validation_rules,
+    validations,
+    voucher_checkout,
+    vouchers,
+)
 from voucherd.auth import KeyCache
+from voucherd.checkout import Services
 from voucherd.db import create_pool
 from voucherd.errors import VoucherdError
+from voucherd.hot_definitions import DefinitionsCache
 from voucherd.logs import configure_logging
+from voucherd.messages import StreamAnnouncer
 from voucherd.redis_client import create_redis, scripts_for
 from voucherd.settings import Settings
 
 # One line per resource module, so parallel additions do not collide.
 ROUTES = [
     *health.routes,
+    *floor.routes,
     *projects.routes,
     *categories.routes,
     *async_actions.routes,
+    *customers.routes,
+    *segments.routes,
+    *products.routes,
+    *orders.routes,
+    *events.routes,
+    *metadata_schemas.routes,
+    *publications.routes,
+    *validation_rules.routes,
+    *promotions.routes,
+    *stacking_rules.routes,
+    *campaigns.routes,
+    *vouchers.routes,
+    *validations.routes,
+    *redemptions.routes,
+    *voucher_checkout.routes,
+    *qualifications.routes,
 ]
 
 
@@ -36,12 +78,14 @@ def build_app(settings: Settings, routes: list[BaseRoute] | None = None) -> Star
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
         redis = create_redis(settings.redis_url)
+        scripts = scripts_for(redis)
         app.state.ctx = AppContext(
             settings=settings,
             pool=pool,
             redis=redis,
-            scripts=scripts_for(redis),
+            scripts=scripts,
             keys=KeyCache(pool, settings.auth_cache_seconds),
+            checkout=Services(redis, scripts, pool, DefinitionsCache(pool), StreamAnnouncer(redis)),
         )
         try:
             yield

@@ -1,0 +1,305 @@
+"""Qualifications: which incentives this customer can use on this cart.
+
+Candidates are the project's promotion tiers and coupon campaigns (compiled once per
+definitions version into an indexed ``engine.Qualifier`` kept with the definitions) and
+the codes in the customer's wallet (read with their live state in the same round trips
+as validation uses). Filters narrow the candidates before anything is evaluated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import engine
+from voucherd import live_state
+from voucherd.checkout import Services, _resolve_order
+from voucherd.errors import InvalidPayload
+from voucherd.hot_definitions import ProjectDefinitions
+from voucherd.redeem_request import Redeemable, parse_order
+from voucherd.redeemables import _tier, _voucher
+
+SCENARIOS = (
+    "ALL",
+    "CUSTOMER_WALLET",
+    "AUDIENCE_ONLY",
+    "PRODUCTS",
+    "PRODUCTS_DISCOUNT",
+    "PROMOTION_STACKS",
+    "PRODUCTS_BY_CUSTOMER",
+    "PRODUCTS_DISCOUNT_BY_CUSTOMER",
+)
+FILTER_FIELDS = (
+    "category_id",
+    "campaign_id",
+    "campaign_type",
+    "resource_id",
+    "resource_type",
+    "voucher_type",
+    "code",
+    "holder_role",
+)
+CONDITIONS = ("$is", "$is_not", "$in", "$not_in", "$has_value", "$is_unknown")
+MAX_LIMIT = 50
+DEFAULT_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class QualificationRequest:
+    customer: dict[str, Any] | None
+    order: dict[str, Any]
+    scenario: str
+    limit: int
+    starting_after: str | None
+    filters: dict[str, Any]
+    sorting_rule: str
+    tracking_id: str | None
+    metadata: dict[str, Any]
+
+
+def parse(body: dict[str, Any]) -> QualificationRequest:
+    scenario = body.get("scenario") or "ALL"
+    if scenario not in SCENARIOS:
+        raise InvalidPayload(f"Property .scenario should be one of {', '.join(SCENARIOS)}")
+    options = body.get("options") or {}
+    if not isinstance(options, dict):
+        raise InvalidPayload("Property .options should be object")
+    limit = options.get("limit", DEFAULT_LIMIT)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidPayload(f"Property .options.limit should be an integer from 1 to {MAX_LIMIT}")
+    sorting_rule = options.get("sorting_rule") or "DEFAULT"
+    if sorting_rule not in engine.qualification.SORTING_RULES:
+        raise InvalidPayload("Property .options.sorting_rule should be DEFAULT, BEST_DEAL or LEAST_DEAL")
+    starting_after = options.get("starting_after")
+    if starting_after is not None and not isinstance(starting_after, str):
+        raise InvalidPayload("Property .options.starting_after should be a date-time string")
+    filters = options.get("filters") or {}
+    if not isinstance(filters, dict):
+        raise InvalidPayload("Property .options.filters should be object")
+    for name, value in filters.items():
+        if name == "junction":
+            if value not in ("and", "or", "AND", "OR"):
+                raise InvalidPayload("Property .options.filters.junction should be and or or")
+            continue
+        if name not in FILTER_FIELDS:
+            raise InvalidPayload(f"Property .options.filters.{name} is not a known filter")
+        conditions = (value or {}).get("conditions") if isinstance(value, dict) else None
+        if not isinstance(conditions, dict) or any(op not in CONDITIONS for op in conditions):
+            raise InvalidPayload(f"Property .options.filters.{name}.conditions should use {', '.join(CONDITIONS)}")
+    customer = body.get("customer")
+    if customer is not None and not isinstance(customer, dict):
+        raise InvalidPayload("Property .customer should be object")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InvalidPayload("Property .metadata should be object")
+    return QualificationRequest(
+        customer=customer,
+        order=parse_order(body.get("order")),
+        scenario=scenario,
+        limit=limit,
+        starting_after=starting_after,
+        filters=filters,
+        sorting_rule=sorting_rule,
+        tracking_id=body.get("tracking_id") if isinstance(body.get("tracking_id"), str) else None,
+        metadata=metadata,
+    )
+
+
+def _matches(facts: dict[str, Any], filters: dict[str, Any]) -> bool:
+    checks = []
+    for name, spec in filters.items():
+        if name == "junction":
+            continue
+        actual = facts.get(name)
+        for op, operand in spec["conditions"].items():
+            values = operand if isinstance(operand, list) else [operand]
+            if op in ("$is", "$in"):
+                checks.append(actual in values)
+            elif op in ("$is_not", "$not_in"):
+                checks.append(actual not in values)
+            elif op == "$has_value":
+                checks.append(actual not in (None, ""))
+            else:
+                checks.append(actual in (None, ""))
+    if not checks:
+        return True
+    return any(checks) if str(filters.get("junction", "and")).lower() == "or" else all(checks)
+
+
+def _facts(candidate: dict[str, Any], defs: ProjectDefinitions) -> dict[str, Any]:
+    campaign = defs.campaigns.get(candidate.get("campaign_id") or "") or {}
+    categories = candidate.get("categories") or []
+    return {
+        "resource_type": candidate["object"],
+        "resource_id": candidate.get("resource_id") or candidate["id"],
+        "code": candidate["id"] if candidate["object"] == "voucher" else None,
+        "campaign_id": candidate.get("campaign_id"),
+        "campaign_type": campaign.get("campaign_type"),
+        "category_id": categories[0]["id"] if categories else None,
+        "voucher_type": candidate.get("voucher_type"),
+        "holder_role": candidate.get("holder_role"),
+    }
+
+
+def _shared_candidates(defs: ProjectDefinitions) -> list[dict[str, Any]]:
+    """Promotion tiers and coupon campaigns: the same for every customer of the project."""
+    candidates = []
+    for tier in defs.tiers.values():
+        entry = _tier(defs, Redeemable("promotion_tier", tier["id"]), tier, {}).engine
+        campaign = defs.campaigns.get(tier["campaign_id"]) or {}
+        entry.update(created_at=tier.get("created_at"), name=tier["name"], campaign_id=tier["campaign_id"],
+                     campaign_name=campaign.get("name"))  # fmt: skip
+        if tier.get("banner"):
+            entry["banner"] = tier["banner"]
+        candidates.append(entry)
+    for campaign in defs.campaigns.values():
+        discount = (campaign.get("voucher") or {}).get("discount")
+        if campaign["campaign_type"] not in ("DISCOUNT_COUPONS", "REFERRAL_PROGRAM") or not discount:
+            continue
+        candidates.append(
+            {
+                "id": campaign["id"],
+                "object": "campaign",
+                "discount": discount,
+                "active": campaign["active"],
+                "start_date": campaign.get("start_date"),
+                "expiration_date": campaign.get("expiration_date"),
+                "validity_timeframe": campaign.get("validity_timeframe"),
+                "validity_day_of_week": campaign.get("validity_day_of_week"),
+                "validity_hours": campaign.get("validity_hours"),
+                "metadata": campaign.get("metadata") or {},
+                "categories": defs.category_list(campaign.get("category_id")),
+                "rules": defs.rules.get(campaign["id"], []),
+                "created_at": campaign.get("created_at"),
+                "name": campaign["name"],
+                "campaign_id": campaign["id"],
+                "campaign_name": campaign["name"],
+            }
+        )
+    return candidates
+
+
+def _shared_qualifier(defs: ProjectDefinitions) -> tuple[Any, list[dict[str, Any]]]:
+    if defs.qualifier is None:
+        candidates = _shared_candidates(defs)
+        defs.qualifier = (engine.Qualifier(candidates), candidates)
+    qualifier: tuple[Any, list[dict[str, Any]]] = defs.qualifier
+    return qualifier
+
+
+def _wallet_candidates(defs: ProjectDefinitions, live: live_state.LiveState) -> list[dict[str, Any]]:
+    candidates = []
+    for code, voucher in live.vouchers.items():
+        if voucher is None:
+            continue
+        resolved = _voucher(defs, Redeemable("voucher", code), voucher)
+        if not resolved.found:
+            continue
+        entry = resolved.engine
+        campaign = resolved.campaign or {}
+        entry.update(
+            resource_id=voucher.state.get("id"),
+            campaign_id=campaign.get("id"),
+            campaign_name=campaign.get("name"),
+            voucher_type=voucher.state.get("type"),
+            holder_role="OWNER",
+            created_at=voucher.state.get("created_at") or "",
+        )
+        candidates.append(entry)
+    return candidates
+
+
+def _created(item: dict[str, Any]) -> datetime:
+    raw = item.get("created_at")
+    return _parse_time(raw) if raw else datetime.min.replace(tzinfo=UTC)
+
+
+def _parse_time(raw: str) -> datetime:
+    value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _after(data: list[dict[str, Any]], starting_after: str, rule: str) -> list[dict[str, Any]]:
+    """The items after the one whose created_at is ``starting_after`` (times are microsecond-distinct)."""
+    try:
+        boundary = _parse_time(starting_after)
+    except ValueError:
+        raise InvalidPayload("Property .options.starting_after should be an ISO 8601 date-time") from None
+    if rule == "DEFAULT":
+        return [d for d in data if _created(d) < boundary]
+    position = next((i for i, d in enumerate(data) if _created(d) == boundary), None)
+    return data[position + 1 :] if position is not None else data
+
+
+def _sort_key(item: dict[str, Any], rule: str) -> tuple[Any, ...]:
+    created = _created(item)
+    if rule == "DEFAULT":
+        return (created, item["id"])
+    deal = (item.get("order") or {}).get("total_applied_discount_amount") or 0
+    return (deal if rule == "BEST_DEAL" else -deal, created, item["id"])
+
+
+async def qualify(services: Services, project_id: str, request: QualificationRequest) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    customer = request.customer or {}
+    # First trip: definitions version, customer, segments, wallet. Second (wallet codes only): their state.
+    live = await live_state.read(
+        services.redis, services.scripts, services.pool, project_id, [], tier_ids=[], now=now,
+        session_key=None, customer=customer, create_customer=False,
+    )  # fmt: skip
+    defs = await services.definitions.get(project_id, live.version)
+    wants_wallet = request.scenario in ("ALL", "CUSTOMER_WALLET", "PRODUCTS_BY_CUSTOMER",
+                                        "PRODUCTS_DISCOUNT_BY_CUSTOMER", "AUDIENCE_ONLY")  # fmt: skip
+    if wants_wallet and live.wallet:
+        wallet_live = await live_state.read(
+            services.redis, services.scripts, services.pool, project_id, live.wallet, tier_ids=[], now=now,
+            session_key=None, customer=customer, create_customer=False,
+        )  # fmt: skip
+        live.vouchers = wallet_live.vouchers
+
+    engine_customer = {**customer, "id": live.customer_id or customer.get("id"), "segments": live.segments,
+                       "metadata": customer.get("metadata") or {}}  # fmt: skip
+    # Audience only: the cart does not count, so rules see an empty one.
+    order = {} if request.scenario == "AUDIENCE_ONLY" else _resolve_order(request.order, defs)
+    context = {"collections": defs.collections, "prices": defs.prices, "metadata": request.metadata}
+
+    candidate_sets: list[tuple[Any, list[dict[str, Any]]]] = []
+    if request.scenario != "CUSTOMER_WALLET":
+        shared, shared_candidates = _shared_qualifier(defs)
+        if request.filters:
+            chosen = [c for c in shared_candidates if _matches(_facts(c, defs), request.filters)]
+            candidate_sets.append((engine.Qualifier(chosen), chosen))
+        else:
+            candidate_sets.append((shared, shared_candidates))
+    wallet = [c for c in _wallet_candidates(defs, live) if _matches(_facts(c, defs), request.filters)]
+    if wallet:
+        candidate_sets.append((engine.Qualifier(wallet), wallet))
+
+    data: list[dict[str, Any]] = []
+    for qualifier, _candidates in candidate_sets:
+        if len(qualifier) == 0:
+            continue
+        found = qualifier.qualify(order, engine_customer, now, request.sorting_rule, context)
+        data += found["redeemables"]["data"] if isinstance(found["redeemables"], dict) else found["redeemables"]
+    if request.scenario in ("PRODUCTS", "PRODUCTS_DISCOUNT", "PRODUCTS_BY_CUSTOMER", "PRODUCTS_DISCOUNT_BY_CUSTOMER"):
+        data = [d for d in data if (d.get("applicable_to") or {}).get("total")]
+
+    data.sort(key=lambda item: _sort_key(item, request.sorting_rule), reverse=True)
+    if request.starting_after is not None:
+        data = _after(data, request.starting_after, request.sorting_rule)
+    page, has_more = data[: request.limit], len(data) > request.limit
+    for item in page:
+        item.pop("evaluated", None)
+    base = engine.build_order(order).to_dict(False, True) if order else {"object": "order", "amount": 0, "items": []}
+    redeemables: dict[str, Any] = {"object": "list", "data_ref": "data", "data": page, "total": len(page),
+                                   "has_more": has_more}  # fmt: skip
+    if has_more:
+        redeemables["more_starting_after"] = page[-1].get("created_at")
+    ref = customer.get("source_id") or live.customer_id
+    return {
+        "redeemables": redeemables,
+        "tracking_id": request.tracking_id or (f"track_{ref}" if ref else None),
+        "order": base,
+        "stacking_rules": defs.stacking_rules,
+    }
