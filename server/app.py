@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from server.auth import AuthMiddleware
+from server.client_api import ClientApiMiddleware
 from server.context import AppContext
 from server.errors import handle_http_exception, handle_voucherd_error
 from server.middleware import RequestContextMiddleware
@@ -18,6 +19,7 @@ from server.resources import (
     async_actions,
     campaigns,
     categories,
+    client,
     customers,
     events,
     floor,
@@ -26,9 +28,9 @@ from server.resources import (
     orders,
     products,
     projects,
-    qualifications,
     promotions,
     publications,
+    qualifications,
     redemptions,
     segments,
     stacking_rules,
@@ -70,6 +72,7 @@ ROUTES = [
     *redemptions.routes,
     *voucher_checkout.routes,
     *qualifications.routes,
+    *client.routes,
 ]
 
 
@@ -95,7 +98,11 @@ def build_app(settings: Settings, routes: list[BaseRoute] | None = None) -> Star
 
     return Starlette(
         routes=ROUTES if routes is None else routes,
-        middleware=[Middleware(RequestContextMiddleware), Middleware(AuthMiddleware)],
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(ClientApiMiddleware),
+            Middleware(AuthMiddleware),
+        ],
         exception_handlers={VoucherdError: handle_voucherd_error, HTTPException: handle_http_exception},
         lifespan=lifespan,
     )

@@ -9,7 +9,8 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.errors import error_response
-from voucherd.errors import Unauthorized
+from voucherd import origins
+from voucherd.errors import Forbidden, Unauthorized
 
 _FAMILIES: tuple[tuple[str, str, bytes, bytes], ...] = (
     ("/v1/", "application", b"x-app-id", b"x-app-token"),
@@ -48,9 +49,16 @@ class AuthMiddleware:
                     await self.app(scope, receive, send)
                     return
             else:
-                project_id = await keys.project_for(kind, key_id, token)
-                if project_id is not None:
-                    state["project_id"] = project_id
+                stored = await keys.key_for(kind, key_id, token)
+                if stored is not None:
+                    state["project_id"] = stored.project_id
+                    if kind == "client":
+                        origin = _header(scope, b"origin") or None
+                        if not origins.allowed(origin, stored.settings.get("client_trusted_domains")):
+                            refused = Forbidden(f"Origin {origin or '(none)'} is not a trusted domain of this project.")
+                            await error_response(refused, state.get("request_id", ""))(scope, receive, send)
+                            return
+                        state["project_settings"] = stored.settings
                     await self.app(scope, receive, send)
                     return
         missing = "missing" if not (key_id and token) else "invalid"

@@ -29,6 +29,11 @@ class KeyCache:
 
     async def project_for(self, kind: str, key_id: str, token: str) -> str | None:
         """The project id that this key id + token opens for ``kind`` keys, or None."""
+        key = await self.key_for(kind, key_id, token)
+        return key.project_id if key is not None else None
+
+    async def key_for(self, kind: str, key_id: str, token: str) -> projects.StoredKey | None:
+        """The stored key (with its project's settings) that this key id + token opens, or None."""
         now = time.monotonic()
         entry = self._app.get(key_id)
         if entry is None or entry.expires < now:
@@ -41,7 +46,7 @@ class KeyCache:
         stored = entry.key
         if stored is None or stored.kind != kind or not projects.token_matches(token, stored.token_hash):
             return None
-        return stored.project_id
+        return stored
 
     async def management_ok(self, key_id: str, token: str) -> bool:
         now = time.monotonic()

@@ -96,3 +96,8 @@ def counters(project_id: str) -> str:
 def wallets(project_id: str) -> str:
     """HASH customer id -> JSON list of the codes published to that customer (their wallet)."""
     return f"{project_tag(project_id)}:wallets"
+
+
+def client_rate(ip: str) -> str:
+    """The client API's request counter for one IP (its own slot: it is touched alone)."""
+    return f"{PREFIX}:rate:{{{ip}}}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -58,6 +58,8 @@ class StoredKey:
     project_id: str
     kind: str
     token_hash: bytes
+    # The project's settings (client flags, trusted domains), cached with the key for the client API.
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def project_view(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
@@ -167,10 +169,15 @@ async def delete_project(conn: asyncpg.Connection, project_id: str) -> None:
 
 
 async def find_key(conn: asyncpg.Connection, key_id: str) -> StoredKey | None:
-    row = await conn.fetchrow("SELECT key_id, project_id, kind, token_hash FROM api_keys WHERE key_id = $1", key_id)
+    row = await conn.fetchrow(
+        """SELECT k.key_id, k.project_id, k.kind, k.token_hash, p.settings
+           FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.key_id = $1""",
+        key_id,
+    )
     if row is None:
         return None
-    return StoredKey(row["key_id"], row["project_id"], row["kind"], bytes(row["token_hash"]))
+    settings = {**SETTING_DEFAULTS, **(row["settings"] or {})}
+    return StoredKey(row["key_id"], row["project_id"], row["kind"], bytes(row["token_hash"]), settings)
 
 
 async def find_management_key(conn: asyncpg.Connection, key_id: str) -> bytes | None:

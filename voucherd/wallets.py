@@ -15,5 +15,5 @@ async def add(scripts: Scripts, project_id: str, customer_id: str, codes: list[s
 
 
 async def codes_of(redis: aioredis.Redis, project_id: str, customer_id: str) -> list[str]:
-    raw = await redis.hget(keys.wallets(project_id), customer_id)  # type: ignore[misc]
+    raw = await redis.hget(keys.wallets(project_id), customer_id)
     return list(orjson.loads(raw)) if raw else []
