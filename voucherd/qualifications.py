@@ -191,7 +191,7 @@ def _shared_qualifier(defs: ProjectDefinitions) -> tuple[Any, list[dict[str, Any
 def _wallet_candidates(defs: ProjectDefinitions, live: live_state.LiveState) -> list[dict[str, Any]]:
     candidates = []
     for code, voucher in live.vouchers.items():
-        if voucher is None:
+        if voucher is None or (voucher.state.get("campaign_id") and voucher.state["campaign_id"] not in defs.campaigns):
             continue
         resolved = _voucher(defs, Redeemable("voucher", code), voucher)
         if not resolved.found:

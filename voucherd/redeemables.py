@@ -132,7 +132,9 @@ def resolve(defs: ProjectDefinitions, live: LiveState, requested: list[Redeemabl
     for request in requested:
         if request.object == "voucher":
             voucher = live.vouchers.get(request.id)
-            if voucher is None:
+            campaign_id = voucher.state.get("campaign_id") if voucher is not None else None
+            if voucher is None or (campaign_id and campaign_id not in defs.campaigns):
+                # No such code, or its campaign was deleted (its codes leave Redis a moment later).
                 resolved.append(
                     Resolved(
                         request,

@@ -338,3 +338,22 @@ def test_a_customer_created_over_the_api_is_the_one_a_redemption_names(client: T
     make_voucher(client, h, "FORDORA")
     redemption = redeem(client, h, "FORDORA", customer={"source_id": "dora"}).json()["redemptions"][0]
     assert redemption["customer_id"] == created["id"]
+
+
+def test_codes_of_a_deleted_campaign_are_not_found_at_once(client: TestClient, h: dict[str, str]) -> None:
+    campaign = client.post(
+        "/v1/campaigns",
+        json={
+            "name": "Gone",
+            "type": "STATIC",
+            "voucher": {"type": "DISCOUNT_VOUCHER", "discount": {"type": "AMOUNT", "amount_off": 100}},
+        },
+        headers=h,
+    ).json()
+    added = client.post(f"/v1/campaigns/{campaign['id']}/vouchers/GONE1", json={}, headers=h)
+    assert added.status_code == 200, added.text
+    assert validate(client, h, "GONE1")["valid"] is True
+    assert client.delete(f"/v1/campaigns/{campaign['id']}", headers=h).status_code == 202
+    # Before the worker has removed the codes from Redis, they are already gone for checkout.
+    answer = validate(client, h, "GONE1")
+    assert answer["redeemables"][0]["result"]["error"]["key"] == "not_found"
