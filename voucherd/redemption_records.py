@@ -24,7 +24,6 @@ from typing import Any
 
 import asyncpg
 
-from voucherd import webhooks
 
 STREAM = "redemptions"
 
@@ -124,8 +123,6 @@ async def persist(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> int
         await _upsert_customers(conn, customers)
         await _upsert_orders(conn, orders)
         await _apply_counters(conn, [bodies[i] for i in inserted])
-        # Webhook outbox (issue 7): in this transaction, so webhooks describe only committed redemptions.
-        await webhooks.enqueue_redemptions(conn, [bodies[i] for i in inserted])
         if rolled_back:
             await conn.executemany(
                 """UPDATE redemptions
