@@ -7,9 +7,10 @@ from starlette.responses import Response
 
 from server.body import read_object
 from server.context import context, project_id
+from server.query import int_param
 from server.responses import ORJSONResponse
 from server.routing import resource
-from voucherd import customers
+from voucherd import customer_wallet, customers
 
 
 async def list_customers(request: Request) -> ORJSONResponse:
@@ -70,10 +71,26 @@ async def list_segments(request: Request) -> ORJSONResponse:
     return ORJSONResponse(body)
 
 
+async def list_redeemables(request: Request) -> ORJSONResponse:
+    ctx = context(request)
+    async with ctx.pool.acquire() as conn:
+        body = await customer_wallet.list_page(
+            conn,
+            ctx.redis,
+            project_id(request),
+            request.path_params["customerId"],
+            limit=int_param(request, "limit", 10),
+            starting_after_id=request.query_params.get("starting_after_id"),
+            descending=request.query_params.get("order", "created_at").startswith("-"),
+        )
+    return ORJSONResponse(body)
+
+
 routes = [
     resource("/v1/customers", GET=list_customers, POST=create_customer),
     resource("/v1/customers/{customerId}", GET=get_customer, PUT=update_customer, DELETE=delete_customer),
     resource("/v1/customers/{customerId}/permanent-deletion", POST=delete_customer_permanently),
     resource("/v1/customers/{customerId}/activity", GET=list_activity),
     resource("/v1/customers/{customerId}/segments", GET=list_segments),
+    resource("/v1/customers/{customerId}/redeemables", GET=list_redeemables),
 ]

@@ -137,3 +137,34 @@ def test_list_publications(client: TestClient, project: ProjectKeys) -> None:
     assert client.get("/v1/publications?campaign=L", headers=h).json()["total"] == 3
     assert client.get("/v1/publications?campaign=other", headers=h).json()["total"] == 0
     assert_error(client.get("/v1/publications?page=1001", headers=h), 400, "page_over_limit")
+
+
+def test_the_customer_wallet_lists_published_codes_with_paging(client: TestClient, project: ProjectKeys) -> None:
+    h = project.headers
+    campaign = client.post(
+        "/v1/campaigns",
+        json={
+            "name": "Wallet list",
+            "campaign_type": "DISCOUNT_COUPONS",
+            "type": "AUTO_UPDATE",
+            "voucher": {"type": "DISCOUNT_VOUCHER", "discount": {"type": "AMOUNT", "amount_off": 100}},
+        },
+        headers=h,
+    ).json()
+    codes = []
+    for _ in range(3):
+        published = client.post(
+            "/v1/publications", json={"customer": {"source_id": "wendy"}, "campaign": {"id": campaign["id"]}}, headers=h
+        )
+        assert published.status_code == 200, published.text
+        codes.append(published.json()["voucher"]["code"])
+    first = client.get("/v1/customers/wendy/redeemables?limit=2", headers=h).json()
+    assert first["has_more"] is True and len(first["data"]) == 2
+    rest = client.get(
+        f"/v1/customers/wendy/redeemables?limit=2&starting_after_id={first['more_starting_after']}", headers=h
+    ).json()
+    assert rest["has_more"] is False
+    items = first["data"] + rest["data"]
+    assert [i["redeemable"]["voucher"]["code"] for i in items] == codes
+    assert {i["holder_role"] for i in items} == {"OWNER"} and {i["redeemable"]["status"] for i in items} == {"ACTIVE"}
+    assert items[0]["object"] == "customer_redeemable" and items[0]["campaign_type"] == "DISCOUNT_COUPONS"
