@@ -65,6 +65,40 @@ def cmd_create_management_key(settings: Settings, _args: argparse.Namespace) -> 
     return 0
 
 
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from voucherd import status
+    from voucherd.redis_client import create_redis
+
+    async def collect(conn: Any) -> dict[str, Any]:
+        client = create_redis(settings.redis_url)
+        try:
+            return await status.collect(client, conn)
+        finally:
+            await client.aclose()
+
+    report = asyncio.run(_with_connection(settings, collect))
+    print(json.dumps(report, indent=2, default=str))
+    healthy = report["redis"] == "ok" and report["postgres"] == "ok"
+    return 0 if healthy else 1
+
+
+def cmd_rebuild_cache(settings: Settings, args: argparse.Namespace) -> int:
+    from voucherd import rebuild
+    from voucherd.redis_client import create_redis
+
+    async def run(conn: Any) -> list[rebuild.RebuildReport]:
+        client = create_redis(settings.redis_url)
+        try:
+            ids = [args.project] if args.project else [r["id"] for r in await conn.fetch("SELECT id FROM projects")]
+            return [await rebuild.rebuild(conn, client, project_id, force=args.force) for project_id in ids]
+        finally:
+            await client.aclose()
+
+    for report in asyncio.run(_with_connection(settings, run)):
+        print(json.dumps(report.__dict__, indent=2))
+    return 0
+
+
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces, Loops
@@ -239,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     create = sub.add_parser("create-project", help="create a project and print its keys")
     create.add_argument("name")
     sub.add_parser("create-management-key", help="create a management API key and print it")
+    sub.add_parser("status", help="health of Redis and PostgreSQL, stream lag, waiting async actions")
+    rebuild_cache = sub.add_parser("rebuild-cache", help="rebuild Redis state from PostgreSQL (worker drained)")
+    rebuild_cache.add_argument("--project", help="one project id (default: every project)")
+    rebuild_cache.add_argument("--force", action="store_true", help="overwrite voucher state present in Redis")
     args = parser.parse_args(argv)
 
     try:
@@ -256,10 +294,14 @@ def main(argv: list[str] | None = None) -> int:
         "migrate": cmd_migrate,
         "create-project": cmd_create_project,
         "create-management-key": cmd_create_management_key,
+        "status": cmd_status,
+        "rebuild-cache": cmd_rebuild_cache,
     }
     try:
         if args.command not in ("run", "serve"):
             _needs_database(settings)
+        if args.command in ("status", "rebuild-cache") and not settings.redis_url:
+            raise SettingsError("REDIS_URL is not set")
         return commands[args.command](settings, args)
     except SettingsError as exc:
         print(f"voucherd: {exc}", file=sys.stderr)
