@@ -129,6 +129,7 @@ class RedisServer:
     port: int
     appendonly: bool = True
     appendfsync: str = "everysec"
+    extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -157,6 +158,7 @@ class RedisServer:
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", self.appendfsync,
             "--protected-mode", "yes",
+            *self.extra_args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         _wait_for_port(self.port, self.proc, "redis-server", logfile, timeout)
