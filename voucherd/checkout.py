@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 import engine
 from voucherd import counters, keys, live_state, redemption_counters, redemption_records
 from voucherd.counters import Group, Op
-from voucherd.errors import VoucherdError
+from voucherd.errors import InvalidPayload, VoucherdError
 from voucherd.hot_definitions import DefinitionsCache, ProjectDefinitions
 from voucherd.ids import new_id
 from voucherd.messages import StreamAnnouncer
@@ -84,6 +84,14 @@ def _resolve_order(order: dict[str, Any], defs: ProjectDefinitions) -> dict[str,
     return {**order, "items": resolved_items}
 
 
+def engine_order(order: dict[str, Any], defs: ProjectDefinitions) -> Any:
+    """The cart as the engine's Order; what the engine cannot read (a negative amount) is the request's fault."""
+    try:
+        return engine.build_order(_resolve_order(order, defs))
+    except engine.EngineInputError as exc:
+        raise InvalidPayload(f"Property .order is invalid: {exc}") from None
+
+
 async def evaluate(services: Services, project_id: str, request: RedeemRequest, *, for_redemption: bool) -> Evaluation:
     now = datetime.now(UTC)
     now_ms = int(now.timestamp() * 1000)
@@ -112,7 +120,7 @@ async def evaluate(services: Services, project_id: str, request: RedeemRequest, 
     context = {"collections": defs.collections, "prices": defs.prices, "metadata": request.metadata}
     result = engine.evaluate_stack(
         [r.engine for r in resolved],
-        _resolve_order(request.order, defs),
+        engine_order(request.order, defs),
         customer,
         now,
         defs.stacking_rules,
@@ -331,6 +339,16 @@ def _child(
         child["gift"] = {"amount": int(credits)}
     if points:
         child["loyalty_card"] = {"points": int(points)}
+        reward = item.engine.get("reward")
+        if reward:  # pay with points (issue 9): the COIN reward the points paid for
+            child["reward"] = {
+                "id": reward["id"],
+                "name": reward.get("name"),
+                "assignment_id": reward.get("assignment_id"),
+                "type": "COIN",
+                "parameters": {"coin": reward["coin"]},
+                "object": "reward",
+            }
     if item.object == "voucher" and item.voucher is not None:
         state = item.voucher.state
         campaign = item.campaign or {}

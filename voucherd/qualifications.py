@@ -14,11 +14,12 @@ from typing import Any
 
 import engine
 from voucherd import live_state
-from voucherd.checkout import Services, _resolve_order
+from voucherd.checkout import Services, engine_order
 from voucherd.errors import InvalidPayload
 from voucherd.hot_definitions import ProjectDefinitions
 from voucherd.redeem_request import Redeemable, parse_order
 from voucherd.redeemables import _tier, _voucher
+from voucherd.timeutil import iso_us
 
 SCENARIOS = (
     "ALL",
@@ -148,8 +149,12 @@ def _shared_candidates(defs: ProjectDefinitions) -> list[dict[str, Any]]:
     for tier in defs.tiers.values():
         entry = _tier(defs, Redeemable("promotion_tier", tier["id"]), tier, {}).engine
         campaign = defs.campaigns.get(tier["campaign_id"]) or {}
-        entry.update(created_at=tier.get("created_at"), name=tier["name"], campaign_id=tier["campaign_id"],
-                     campaign_name=campaign.get("name"))  # fmt: skip
+        entry.update(
+            created_at=tier.get("created_at"),
+            name=tier["name"],
+            campaign_id=tier["campaign_id"],
+            campaign_name=campaign.get("name"),
+        )
         if tier.get("banner"):
             entry["banner"] = tier["banner"]
         candidates.append(entry)
@@ -180,12 +185,28 @@ def _shared_candidates(defs: ProjectDefinitions) -> list[dict[str, Any]]:
     return candidates
 
 
-def _shared_qualifier(defs: ProjectDefinitions) -> tuple[Any, list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class SharedCandidates:
+    """Tiers and campaigns, newest first, compiled in chunks so a page can stop early."""
+
+    candidates: list[dict[str, Any]]
+    chunks: list[tuple[Any, list[dict[str, Any]]]]
+    everything: Any  # one Qualifier over all, for the deal sortings that must see every result
+
+
+CHUNK = 64
+
+
+def _shared(defs: ProjectDefinitions) -> SharedCandidates:
     if defs.qualifier is None:
-        candidates = _shared_candidates(defs)
-        defs.qualifier = (engine.Qualifier(candidates), candidates)
-    qualifier: tuple[Any, list[dict[str, Any]]] = defs.qualifier
-    return qualifier
+        candidates = sorted(_shared_candidates(defs), key=lambda c: (c.get("created_at") or "", c["id"]), reverse=True)
+        chunks = [
+            (engine.Qualifier(candidates[i : i + CHUNK]), candidates[i : i + CHUNK])
+            for i in range(0, len(candidates), CHUNK)
+        ]
+        defs.qualifier = SharedCandidates(candidates, chunks, engine.Qualifier(candidates))
+    shared: SharedCandidates = defs.qualifier
+    return shared
 
 
 def _wallet_candidates(defs: ProjectDefinitions, live: live_state.LiveState) -> list[dict[str, Any]]:
@@ -210,22 +231,21 @@ def _wallet_candidates(defs: ProjectDefinitions, live: live_state.LiveState) -> 
     return candidates
 
 
-def _created(item: dict[str, Any]) -> datetime:
-    raw = item.get("created_at")
-    return _parse_time(raw) if raw else datetime.min.replace(tzinfo=UTC)
+def _created(item: dict[str, Any]) -> str:
+    """Creation times are ISO 8601 UTC to the microsecond, so as strings they sort in time order."""
+    return str(item.get("created_at") or "")
 
 
-def _parse_time(raw: str) -> datetime:
-    value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _after(data: list[dict[str, Any]], starting_after: str, rule: str) -> list[dict[str, Any]]:
-    """The items after the one whose created_at is ``starting_after`` (times are microsecond-distinct)."""
+def _normalized(starting_after: str) -> str:
     try:
-        boundary = _parse_time(starting_after)
+        value = datetime.fromisoformat(starting_after.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidPayload("Property .options.starting_after should be an ISO 8601 date-time") from None
+    return iso_us(value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+def _after(data: list[dict[str, Any]], boundary: str, rule: str) -> list[dict[str, Any]]:
+    """The items after the one created at ``boundary`` (creation times are microsecond-distinct)."""
     if rule == "DEFAULT":
         return [d for d in data if _created(d) < boundary]
     position = next((i for i, d in enumerate(data) if _created(d) == boundary), None)
@@ -233,11 +253,45 @@ def _after(data: list[dict[str, Any]], starting_after: str, rule: str) -> list[d
 
 
 def _sort_key(item: dict[str, Any], rule: str) -> tuple[Any, ...]:
-    created = _created(item)
     if rule == "DEFAULT":
-        return (created, item["id"])
+        return (_created(item), item["id"])
     deal = (item.get("order") or {}).get("total_applied_discount_amount") or 0
-    return (deal if rule == "BEST_DEAL" else -deal, created, item["id"])
+    return (deal if rule == "BEST_DEAL" else -deal, _created(item), item["id"])
+
+
+def _evaluate(
+    qualifier: Any, order: Any, customer: dict[str, Any], now: datetime, rule: str, context: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if len(qualifier) == 0:
+        return []
+    found = qualifier.qualify(order, customer, now, rule, context)
+    data = found["redeemables"]
+    items: list[dict[str, Any]] = data["data"] if isinstance(data, dict) else data
+    return items
+
+
+def _newest_first(
+    shared: SharedCandidates,
+    wallet: list[dict[str, Any]],
+    want: int,
+    boundary: str | None,
+    evaluate: Any,
+) -> list[dict[str, Any]]:
+    """Shared candidates chunk by chunk, newest first, until the first ``want`` results are certain.
+
+    Every candidate in a later chunk is older than the current chunk's oldest, so once ``want``
+    results (shared so far plus wallet codes at least that new) are in hand, no later one can
+    displace them.
+    """
+    collected: list[dict[str, Any]] = []
+    for qualifier, candidates in shared.chunks:
+        oldest = _created(candidates[-1])
+        if boundary is not None and oldest >= boundary:
+            continue  # the whole chunk is on earlier pages
+        collected += [d for d in evaluate(qualifier) if boundary is None or _created(d) < boundary]
+        if len(collected) + sum(1 for w in wallet if _created(w) >= oldest) >= want:
+            break
+    return collected
 
 
 async def qualify(services: Services, project_id: str, request: QualificationRequest) -> dict[str, Any]:
@@ -245,55 +299,88 @@ async def qualify(services: Services, project_id: str, request: QualificationReq
     customer = request.customer or {}
     # First trip: definitions version, customer, segments, wallet. Second (wallet codes only): their state.
     live = await live_state.read(
-        services.redis, services.scripts, services.pool, project_id, [], tier_ids=[], now=now,
-        session_key=None, customer=customer, create_customer=False,
-    )  # fmt: skip
+        services.redis,
+        services.scripts,
+        services.pool,
+        project_id,
+        [],
+        tier_ids=[],
+        now=now,
+        session_key=None,
+        customer=customer,
+        create_customer=False,
+    )
     defs = await services.definitions.get(project_id, live.version)
-    wants_wallet = request.scenario in ("ALL", "CUSTOMER_WALLET", "PRODUCTS_BY_CUSTOMER",
-                                        "PRODUCTS_DISCOUNT_BY_CUSTOMER", "AUDIENCE_ONLY")  # fmt: skip
+    wants_wallet = request.scenario in (
+        "ALL",
+        "CUSTOMER_WALLET",
+        "PRODUCTS_BY_CUSTOMER",
+        "PRODUCTS_DISCOUNT_BY_CUSTOMER",
+        "AUDIENCE_ONLY",
+    )
     if wants_wallet and live.wallet:
         wallet_live = await live_state.read(
-            services.redis, services.scripts, services.pool, project_id, live.wallet, tier_ids=[], now=now,
-            session_key=None, customer=customer, create_customer=False,
-        )  # fmt: skip
+            services.redis,
+            services.scripts,
+            services.pool,
+            project_id,
+            live.wallet,
+            tier_ids=[],
+            now=now,
+            session_key=None,
+            customer=customer,
+            create_customer=False,
+        )
         live.vouchers = wallet_live.vouchers
 
-    engine_customer = {**customer, "id": live.customer_id or customer.get("id"), "segments": live.segments,
-                       "metadata": customer.get("metadata") or {}}  # fmt: skip
+    engine_customer = {
+        **customer,
+        "id": live.customer_id or customer.get("id"),
+        "segments": live.segments,
+        "metadata": customer.get("metadata") or {},
+    }
     # Audience only: the cart does not count, so rules see an empty one.
-    order = {} if request.scenario == "AUDIENCE_ONLY" else _resolve_order(request.order, defs)
+    order = engine_order({} if request.scenario == "AUDIENCE_ONLY" else request.order, defs)
     context = {"collections": defs.collections, "prices": defs.prices, "metadata": request.metadata}
 
-    candidate_sets: list[tuple[Any, list[dict[str, Any]]]] = []
-    if request.scenario != "CUSTOMER_WALLET":
-        shared, shared_candidates = _shared_qualifier(defs)
-        if request.filters:
-            chosen = [c for c in shared_candidates if _matches(_facts(c, defs), request.filters)]
-            candidate_sets.append((engine.Qualifier(chosen), chosen))
-        else:
-            candidate_sets.append((shared, shared_candidates))
-    wallet = [c for c in _wallet_candidates(defs, live) if _matches(_facts(c, defs), request.filters)]
-    if wallet:
-        candidate_sets.append((engine.Qualifier(wallet), wallet))
+    rule = request.sorting_rule
+    boundary = _normalized(request.starting_after) if request.starting_after is not None else None
 
+    def evaluate(qualifier: Any) -> list[dict[str, Any]]:
+        return _evaluate(qualifier, order, engine_customer, now, rule, context)
+
+    wallet_candidates = [c for c in _wallet_candidates(defs, live) if _matches(_facts(c, defs), request.filters)]
+    wallet = evaluate(engine.Qualifier(wallet_candidates)) if wallet_candidates else []
+    if boundary is not None and rule == "DEFAULT":
+        wallet = [w for w in wallet if _created(w) < boundary]
     data: list[dict[str, Any]] = []
-    for qualifier, _candidates in candidate_sets:
-        if len(qualifier) == 0:
-            continue
-        found = qualifier.qualify(order, engine_customer, now, request.sorting_rule, context)
-        data += found["redeemables"]["data"] if isinstance(found["redeemables"], dict) else found["redeemables"]
+    if request.scenario != "CUSTOMER_WALLET":
+        shared = _shared(defs)
+        if request.filters:
+            chosen = [c for c in shared.candidates if _matches(_facts(c, defs), request.filters)]
+            data = evaluate(engine.Qualifier(chosen))
+        elif rule == "DEFAULT":
+            data = _newest_first(shared, wallet, request.limit + 1, boundary, evaluate)
+        else:
+            data = evaluate(shared.everything)
+    data += wallet
     if request.scenario in ("PRODUCTS", "PRODUCTS_DISCOUNT", "PRODUCTS_BY_CUSTOMER", "PRODUCTS_DISCOUNT_BY_CUSTOMER"):
         data = [d for d in data if (d.get("applicable_to") or {}).get("total")]
 
-    data.sort(key=lambda item: _sort_key(item, request.sorting_rule), reverse=True)
-    if request.starting_after is not None:
-        data = _after(data, request.starting_after, request.sorting_rule)
+    data.sort(key=lambda item: _sort_key(item, rule), reverse=True)
+    if boundary is not None:
+        data = _after(data, boundary, rule)
     page, has_more = data[: request.limit], len(data) > request.limit
     for item in page:
         item.pop("evaluated", None)
-    base = engine.build_order(order).to_dict(False, True) if order else {"object": "order", "amount": 0, "items": []}
-    redeemables: dict[str, Any] = {"object": "list", "data_ref": "data", "data": page, "total": len(page),
-                                   "has_more": has_more}  # fmt: skip
+    base = order.to_dict(False, True)
+    redeemables: dict[str, Any] = {
+        "object": "list",
+        "data_ref": "data",
+        "data": page,
+        "total": len(page),
+        "has_more": has_more,
+    }
     if has_more:
         redeemables["more_starting_after"] = page[-1].get("created_at")
     ref = customer.get("source_id") or live.customer_id

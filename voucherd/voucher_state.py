@@ -22,6 +22,7 @@ by bulk generation leave their empty fields out):
 ``points``      COUNTER (loyalty cards): spendable points balance
 ``points_total`` COUNTER (loyalty cards): lifetime points
 ``holder_id``   customer id the voucher was published to, or ""
+``created_at``  creation time, ISO 8601 to the microsecond (absent in bulk-generated hashes until rewritten)
 ``def``         JSON object: the voucher's own definition. Always ``metadata`` (object), ``category_id``
                 (str|null), ``is_referral_code`` (bool); and, only where the voucher overrides its
                 campaign's voucher template, any of ``discount``, ``gift`` (``{effect}``), ``loyalty_card``,
@@ -50,6 +51,7 @@ import redis.asyncio as aioredis
 
 from voucherd import keys
 from voucherd.scripts import SOURCES
+from voucherd.timeutil import iso_us
 
 MISSING_TTL_MS = 5_000
 COUNTER_FIELDS = ("redeemed", "amount", "balance", "points", "points_total")
@@ -103,6 +105,9 @@ def state_fields(row: asyncpg.Record | dict[str, Any]) -> dict[str, str | bytes]
         "holder_id": row["holder_id"] or "",
         "def": own_definition(row),
     }
+    created = row.get("created_at")
+    if created is not None:  # qualifications order a customer's codes by it (microseconds keep them apart)
+        fields["created_at"] = iso_us(created)
     if row["type"] == "GIFT_VOUCHER":
         fields["amount"] = _num(row["gift_amount"] or 0)
         fields["balance"] = _num(row["gift_balance"] or 0)

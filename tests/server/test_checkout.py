@@ -357,3 +357,13 @@ def test_codes_of_a_deleted_campaign_are_not_found_at_once(client: TestClient, h
     # Before the worker has removed the codes from Redis, they are already gone for checkout.
     answer = validate(client, h, "GONE1")
     assert answer["redeemables"][0]["result"]["error"]["key"] == "not_found"
+
+
+def test_an_order_the_engine_cannot_read_is_a_400(client: TestClient, h: dict[str, str]) -> None:
+    make_voucher(client, h, "NEG")
+    body = {"redeemables": [{"object": "voucher", "id": "NEG"}], "order": {"items": [{"quantity": 1, "amount": -500}]}}
+    for path in ("/v1/validations", "/v1/redemptions"):
+        response = client.post(path, json=body, headers=h)
+        assert response.status_code == 400 and response.json()["key"] == "invalid_payload", response.text
+    qualification = client.post("/v1/qualifications", json={"order": body["order"]}, headers=h)
+    assert qualification.status_code == 400

@@ -42,10 +42,14 @@ def test_applicable_tiers_and_campaigns_are_listed(client: TestClient, h: dict[s
     promo = promotion(client, h, "Autumn", [tier("Five off", 500), tier("Ten off", 1000)])
     coupons = client.post(
         "/v1/campaigns",
-        json={"name": "Coupons", "campaign_type": "DISCOUNT_COUPONS", "type": "AUTO_UPDATE",
-              "voucher": {"type": "DISCOUNT_VOUCHER", "discount": {"type": "PERCENT", "percent_off": 15}}},
+        json={
+            "name": "Coupons",
+            "campaign_type": "DISCOUNT_COUPONS",
+            "type": "AUTO_UPDATE",
+            "voucher": {"type": "DISCOUNT_VOUCHER", "discount": {"type": "PERCENT", "percent_off": 15}},
+        },
         headers=h,
-    ).json()  # fmt: skip
+    ).json()
     answer = qualify(client, h, options={"limit": 10})
     data = answer["redeemables"]["data"]
     tier_ids = [t["id"] for t in promo["promotion"]["tiers"]]
@@ -87,9 +91,13 @@ def test_paging_never_drops_or_repeats(client: TestClient, h: dict[str, str], so
 def test_filters_narrow_the_candidates(client: TestClient, h: dict[str, str]) -> None:
     first = promotion(client, h, "First", [tier("A", 100)])
     promotion(client, h, "Second", [tier("B", 200)])
-    only_first = qualify(client, h, options={"limit": 10, "filters": {"campaign_id": {"conditions": {"$is": [first["id"]]}}}})
+    only_first = qualify(
+        client, h, options={"limit": 10, "filters": {"campaign_id": {"conditions": {"$is": [first["id"]]}}}}
+    )
     assert ids(only_first) == [first["promotion"]["tiers"][0]["id"]]
-    no_tiers = qualify(client, h, options={"filters": {"resource_type": {"conditions": {"$is_not": ["promotion_tier"]}}}})
+    no_tiers = qualify(
+        client, h, options={"filters": {"resource_type": {"conditions": {"$is_not": ["promotion_tier"]}}}}
+    )
     assert ids(no_tiers) == []
 
 
@@ -115,10 +123,14 @@ def test_rules_exclude_what_does_not_apply_and_a_result_validates(client: TestCl
 def test_customer_wallet_holds_published_codes(client: TestClient, h: dict[str, str]) -> None:
     campaign = client.post(
         "/v1/campaigns",
-        json={"name": "Wallet", "campaign_type": "DISCOUNT_COUPONS", "type": "AUTO_UPDATE",
-              "voucher": {"type": "DISCOUNT_VOUCHER", "discount": {"type": "AMOUNT", "amount_off": 250}}},
+        json={
+            "name": "Wallet",
+            "campaign_type": "DISCOUNT_COUPONS",
+            "type": "AUTO_UPDATE",
+            "voucher": {"type": "DISCOUNT_VOUCHER", "discount": {"type": "AMOUNT", "amount_off": 250}},
+        },
         headers=h,
-    ).json()  # fmt: skip
+    ).json()
     published = client.post(
         "/v1/publications", json={"customer": {"source_id": "walt"}, "campaign": {"name": campaign["name"]}}, headers=h
     )
@@ -142,3 +154,34 @@ def test_bad_options_are_400(client: TestClient, h: dict[str, str]) -> None:
     for options in ({"limit": 51}, {"sorting_rule": "RANDOM"}, {"filters": {"colour": {"conditions": {"$is": ["x"]}}}}):
         assert_error(client.post("/v1/qualifications", json={"options": options}, headers=h), 400, "invalid_payload")
     assert_error(client.post("/v1/qualifications", json={"scenario": "EVERYTHING"}, headers=h), 400, "invalid_payload")
+
+
+def test_paging_over_many_chunks_with_a_wallet_in_between(client: TestClient, h: dict[str, str]) -> None:
+    old = promotion(client, h, "Old", [tier(f"O{n}", 100 + n) for n in range(90)])
+    campaign = client.post(
+        "/v1/campaigns",
+        json={
+            "name": "Between",
+            "campaign_type": "DISCOUNT_COUPONS",
+            "type": "AUTO_UPDATE",
+            "voucher": {"type": "DISCOUNT_VOUCHER", "discount": {"type": "AMOUNT", "amount_off": 50}},
+        },
+        headers=h,
+    ).json()
+    code = client.post(
+        "/v1/publications", json={"customer": {"source_id": "pat"}, "campaign": {"id": campaign["id"]}}, headers=h
+    ).json()["voucher"]["code"]
+    new = promotion(client, h, "New", [tier(f"N{n}", 100 + n) for n in range(70)])
+
+    seen: list[str] = []
+    options: dict[str, Any] = {"limit": 50}
+    for _ in range(10):
+        page = qualify(client, h, customer={"source_id": "pat"}, options=options)["redeemables"]
+        seen += [item["id"] for item in page["data"]]
+        if not page["has_more"]:
+            break
+        options = {"limit": 50, "starting_after": page["more_starting_after"]}
+    newest_first = [t["id"] for t in reversed(new["promotion"]["tiers"])]
+    oldest = [t["id"] for t in reversed(old["promotion"]["tiers"])]
+    # The newer promotions, then the campaign and the code published after the old ones, then the old ones.
+    assert seen == [*newest_first, code, campaign["id"], *oldest]
