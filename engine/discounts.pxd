@@ -1,5 +1,7 @@
 # Order state and discount math; cimported by stacking and qualification.
 
+from engine.formula cimport Formula
+
 cdef class Line:
     cdef public Py_ssize_t index
     cdef public object product_id, product_source_id, sku_id, sku_source_id
@@ -9,6 +11,11 @@ cdef class Line:
     cdef public long long discount_quantity, req_discount_quantity, step_discount_quantity
     cdef public long long req_added_quantity, step_added_quantity
     cdef public dict raw
+    # render caches: the static head of the item dict, and the last step-view dict
+    cdef dict _tpl
+    cdef long long _tq, _tamt
+    cdef dict _snap
+    cdef long long _sd, _ssd, _sdq, _ssdq, _sadd, _sq, _samt
     cdef inline long long subtotal(self):
         return self.amount - self.discount_amount
     cdef inline long long unit_price(self):
@@ -16,6 +23,8 @@ cdef class Line:
             return self.price
         return self.amount // self.quantity if self.quantity > 0 else 0
     cdef Line copy(self)
+    cdef dict _head(self)
+    cdef dict _fresh(self)
     cpdef dict to_dict(self, bint step)
 
 
@@ -24,6 +33,7 @@ cdef class Order:
     cdef public long long amount, initial_amount
     cdef public long long discount_amount, req_discount_amount, step_discount_amount
     cdef public dict raw
+    cdef dict _echo
     cpdef long long items_discount_amount(self)
     cpdef long long total_amount(self)
     cpdef Order copy(self)
@@ -31,9 +41,51 @@ cdef class Order:
     cpdef dict to_dict(self, bint step=*, bint with_items=*)
 
 
+cdef class Entry:
+    cdef readonly dict raw
+    cdef readonly dict out
+    cdef int obj, how
+    cdef object eid, sid
+    cdef bint unit_target, single, explicit, has_price, needs_env
+    cdef long long skip, rep, qlim, aqlim, amount_limit, agg_amount_limit, price
+    cdef Formula price_formula
+    cdef list caps
+    cdef bint matches(self, Line ln, dict collections)
+
+
+cdef class Pick:
+    cdef Line ln
+    cdef long long units, start
+    cdef Entry entry
+
+
+cdef class Targeting:
+    cdef readonly list included, excluded
+    cdef readonly bint explicit
+    cdef dict p_id, p_src, s_id, s_src
+    cdef list slow
+    cdef bint needs_env
+    cpdef list match(self, Order order, dict collections)
+
+
+cdef class Plan:
+    cdef readonly dict raw
+    cdef int dtype
+    cdef object effect
+    cdef bint dynamic, item_formula
+    cdef object static
+    cdef Formula formula
+    cdef long long amount_limit, agg_limit
+    cdef object fsrc
+    cdef dict apply(self, Order o, list targets, bint explicit, dict env, bint initial_mode, dict prices,
+                    long long mult, dict used, list picks_out)
+
+
 cpdef Order build_order(dict order)
 cpdef bint entry_matches(dict entry, Line ln, dict collections)
 cpdef list match_lines(Order order, dict applicable_to, dict collections)
+cpdef Plan compile_discount(dict discount)
+cpdef Targeting compile_targeting(list included, list excluded)
 cpdef dict apply_discount(Order order, dict discount, list targets, dict env, bint initial_mode, dict prices)
 cpdef long long apply_gift(Order order, object credits, long long balance, list targets, bint to_items) except -1
 cpdef tuple apply_points(Order order, long long points, dict coin)

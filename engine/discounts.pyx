@@ -7,6 +7,11 @@ for this request (``req_*``) and for the redeemable being applied (``step_*``),
 so both the per-redeemable snapshot and the top-level calculated order can be
 rendered without recomputation.
 
+Definitions compile once: :func:`compile_discount` gives a :class:`Plan` and
+:func:`compile_targeting` a :class:`Targeting` (``applicable_to`` entries as typed
+:class:`Entry` objects with a product/SKU index). ``apply_discount`` and
+``match_lines`` are the plain-dict forms of the same code.
+
 Choices the docs leave open (see SEMANTICS §3):
 * percentages round half up per line; proportional splits use largest remainder
   and never give a line more than its subtotal;
@@ -14,13 +19,25 @@ Choices the docs leave open (see SEMANTICS §3):
   keep their discount in selection order until the cap is used up;
 * a partial-quantity base is the line subtotal scaled by units (half up);
 * INITIAL_AMOUNT mode computes from ``amount`` (line or order) but is still capped
-  by what is left, so totals never drop below zero.
+  by what is left, so totals never drop below zero;
+* ``product_*_quantity_limit`` caps count units already discounted from the
+  caller's counters (``used[field][id]``); per-entry caps key by the entry's id,
+  ``product_in_collection_*`` caps by each line's product id; the tightest wins;
+* a dynamic ``amount_off_formula`` / ``percent_off_formula`` that reads order-item
+  operands (``ORDER_ITEM_PRICE`` …) is evaluated per discounted line.
 """
 
-from libc.math cimport ceil, floor
+import re
 
-from engine.formula cimport compile_formula
-from engine.money cimport c_percent_of, c_round_half_up, c_split_largest_remainder, c_to_int
+from libc.math cimport ceil, floor
+from libc.stdlib cimport free, malloc, qsort
+
+
+cdef extern from "Python.h":
+    object _PyDict_NewPresized(Py_ssize_t minused)
+
+from engine.formula cimport Formula, compile_formula
+from engine.money cimport c_percent_of, c_round_half_up, c_to_int
 
 from engine.money import EngineInputError
 
@@ -32,11 +49,43 @@ ITEM_EFFECTS = frozenset({"APPLY_TO_ITEMS", "APPLY_TO_ITEMS_PROPORTIONALLY",
                           "APPLY_TO_ITEMS_PROPORTIONALLY_BY_QUANTITY", "APPLY_TO_ITEMS_BY_QUANTITY"})
 UNIT_EFFECTS = frozenset({"ADD_MISSING_ITEMS", "ADD_NEW_ITEMS", "ADD_MANY_ITEMS"})
 DISCOUNT_TYPES = frozenset({"AMOUNT", "PERCENT", "FIXED", "UNIT"})
+PRODUCT_QUANTITY_LIMITS = (
+    "product_campaign_quantity_limit", "product_customer_campaign_quantity_limit",
+    "product_promotion_tier_quantity_limit", "product_customer_promotion_tier_quantity_limit",
+    "product_in_collection_campaign_quantity_limit", "product_in_collection_customer_campaign_quantity_limit",
+    "product_in_collection_promotion_tier_quantity_limit",
+    "product_in_collection_customer_promotion_tier_quantity_limit",
+)
+UNITS_LISTED_MAX = 1000
+cdef tuple _CAP_FIELDS = tuple((f, f + "_formula") for f in PRODUCT_QUANTITY_LIMITS)
 _ECHO_ITEM_KEYS = ("source_id", "related_object", "product", "sku", "metadata", "id")
 _ECHO_ORDER_KEYS = ("id", "source_id", "status", "metadata", "referrer_id", "customer_id")
+_ITEM_OPERAND = re.compile(r"(?<![A-Z_])ORDER_ITEM_")
 
 # The implicit "every item" entry used when no rule names products.
 ALL_ITEMS = {"object": "order", "effect": "APPLY_TO_EVERY", "target": "ITEM"}
+
+cdef enum:
+    T_AMOUNT = 0
+    T_PERCENT = 1
+    T_FIXED = 2
+    T_UNIT = 3
+    E_ORDER = 0
+    E_ITEMS = 1
+    E_PROP = 2
+    E_PROP_Q = 3
+    E_BY_Q = 4
+    H_EVERY = 0
+    H_TO_CHEAP = 1
+    H_FROM_CHEAP = 2
+    H_TO_DEAR = 3
+    H_FROM_DEAR = 4
+
+cdef dict _TYPES = {"AMOUNT": T_AMOUNT, "PERCENT": T_PERCENT, "FIXED": T_FIXED, "UNIT": T_UNIT}
+cdef dict _EFFECTS = {"APPLY_TO_ORDER": E_ORDER, "APPLY_TO_ITEMS": E_ITEMS, "APPLY_TO_ITEMS_PROPORTIONALLY": E_PROP,
+                      "APPLY_TO_ITEMS_PROPORTIONALLY_BY_QUANTITY": E_PROP_Q, "APPLY_TO_ITEMS_BY_QUANTITY": E_BY_Q}
+cdef dict _HOW = {"APPLY_TO_EVERY": H_EVERY, "APPLY_TO_CHEAPEST": H_TO_CHEAP, "APPLY_FROM_CHEAPEST": H_FROM_CHEAP,
+                  "APPLY_TO_MOST_EXPENSIVE": H_TO_DEAR, "APPLY_FROM_MOST_EXPENSIVE": H_FROM_DEAR}
 
 
 cdef class Line:
@@ -65,12 +114,33 @@ cdef class Line:
         c.req_added_quantity = self.req_added_quantity
         c.step_added_quantity = self.step_added_quantity
         c.raw = self.raw
+        c._tpl = self._tpl
+        c._tq = self._tq
+        c._tamt = self._tamt
+        c._snap = self._snap
+        c._sd = self._sd
+        c._ssd = self._ssd
+        c._sdq = self._sdq
+        c._ssdq = self._ssdq
+        c._sadd = self._sadd
+        c._sq = self._sq
+        c._samt = self._samt
         return c
 
-    cpdef dict to_dict(self, bint step):
-        """Voucherify ``OrderCalculatedItem``; ``step`` selects the per-redeemable applied view."""
-        cdef dict d = {"object": "order_item"}
+    cdef dict _head(self):
+        # The keys that only change when units are added; rebuilt when they do. Presized,
+        # so copies keep room for the per-view keys without resizing.
+        if self._tpl is not None and self._tq == self.quantity and self._tamt == self.amount:
+            return self._tpl
+        self._tpl = self._fresh()
+        self._tq = self.quantity
+        self._tamt = self.amount
+        return self._tpl
+
+    cdef dict _fresh(self):
+        cdef dict d = <dict>_PyDict_NewPresized(20)
         cdef dict raw = self.raw
+        d["object"] = "order_item"
         if self.product_id is not None:
             d["product_id"] = self.product_id
         if self.sku_id is not None:
@@ -85,10 +155,34 @@ cdef class Line:
         d["initial_amount"] = self.initial_amount
         if self.has_price:
             d["price"] = self.price
+        return d
+
+    cpdef dict to_dict(self, bint step):
+        """Voucherify ``OrderCalculatedItem``; ``step`` selects the per-redeemable applied view.
+
+        Step views are cached on the line: while its amounts do not change, successive
+        snapshots share one dict (treat rendered output as read-only).
+        """
+        cdef long long applied, applied_q, added
+        if step:
+            if (self._snap is not None and self._sd == self.discount_amount
+                    and self._ssd == self.step_discount_amount and self._sdq == self.discount_quantity
+                    and self._ssdq == self.step_discount_quantity and self._sadd == self.step_added_quantity
+                    and self._sq == self.quantity and self._samt == self.amount):
+                return self._snap
+            applied = self.step_discount_amount
+            applied_q = self.step_discount_quantity
+            added = self.step_added_quantity
+        else:
+            applied = self.req_discount_amount
+            applied_q = self.req_discount_quantity
+            added = self.req_added_quantity
+        cdef dict d
+        if step or (self._tpl is not None and self._tq == self.quantity and self._tamt == self.amount):
+            d = self._head().copy()
+        else:
+            d = self._fresh()
         d["subtotal_amount"] = self.amount - self.discount_amount
-        applied = self.step_discount_amount if step else self.req_discount_amount
-        applied_q = self.step_discount_quantity if step else self.req_discount_quantity
-        added = self.step_added_quantity if step else self.req_added_quantity
         if self.discount_amount:
             d["discount_amount"] = self.discount_amount
         if applied:
@@ -100,6 +194,15 @@ cdef class Line:
         if added:
             d["applied_quantity"] = added
             d["applied_quantity_amount"] = added * self.unit_price()
+        if step:
+            self._snap = d
+            self._sd = self.discount_amount
+            self._ssd = self.step_discount_amount
+            self._sdq = self.discount_quantity
+            self._ssdq = self.step_discount_quantity
+            self._sadd = self.step_added_quantity
+            self._sq = self.quantity
+            self._samt = self.amount
         return d
 
 
@@ -127,6 +230,7 @@ cdef class Order:
         c.req_discount_amount = self.req_discount_amount
         c.step_discount_amount = self.step_discount_amount
         c.raw = self.raw
+        c._echo = self._echo
         return c
 
     cpdef void begin_step(self):
@@ -140,21 +244,31 @@ cdef class Order:
 
     cpdef dict to_dict(self, bint step=False, bint with_items=True):
         """Voucherify ``OrderCalculated``: cumulative fields plus the step or request ``applied_*`` view."""
-        cdef long long items = 0, items_applied = 0, applied
+        cdef long long items = 0, items_applied = 0, applied, total
         cdef Line ln
-        cdef list out_items = []
-        for ln in self.lines:
-            items += ln.discount_amount
-            items_applied += ln.step_discount_amount if step else ln.req_discount_amount
-            if with_items:
+        cdef list out_items
+        cdef dict d
+        if with_items:
+            out_items = []
+            for ln in self.lines:
+                items += ln.discount_amount
+                items_applied += ln.step_discount_amount if step else ln.req_discount_amount
                 out_items.append(ln.to_dict(step))
+        else:
+            for ln in self.lines:
+                items += ln.discount_amount
+                items_applied += ln.step_discount_amount if step else ln.req_discount_amount
         applied = self.step_discount_amount if step else self.req_discount_amount
         total = self.amount - self.discount_amount - items
-        cdef dict d = {"object": "order"}
-        for k in _ECHO_ORDER_KEYS:
-            v = self.raw.get(k)
-            if v is not None:
-                d[k] = v
+        if self._echo is None:
+            d = {"object": "order"}
+            for k in _ECHO_ORDER_KEYS:
+                v = self.raw.get(k)
+                if v is not None:
+                    d[k] = v
+            self._echo = d
+        d = <dict>_PyDict_NewPresized(16)
+        d.update(self._echo)
         d["amount"] = self.amount
         d["initial_amount"] = self.initial_amount
         d["discount_amount"] = self.discount_amount
@@ -169,12 +283,22 @@ cdef class Order:
         return d
 
 
-cdef object _opt_id(object v):
-    if v is None or v == "":
+cdef inline object _opt_id(object v):
+    if v is None:
+        return None
+    if type(v) is str:
+        return v if v else None
+    if v == "":
         return None
     if not isinstance(v, str):
         raise EngineInputError("ids must be strings")
     return v
+
+
+cdef inline long long _int(object v, str field) except? -1:
+    if type(v) is int:
+        return <long long>v
+    return c_to_int(v, field)
 
 
 cpdef Order build_order(dict order):
@@ -183,58 +307,79 @@ cpdef Order build_order(dict order):
     cdef Line ln
     cdef long long total = 0
     cdef Py_ssize_t i = 0
-    items = order.get("items") or []
-    if not isinstance(items, list):
-        raise EngineInputError("order.items must be a list")
-    o.lines = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise EngineInputError("order.items[] must be objects")
+    cdef dict item, product, sku
+    cdef list lines = []
+    items = order.get("items")
+    if items is None:
+        items = ()
+    elif not isinstance(items, list):
+        if not items:
+            items = ()
+        else:
+            raise EngineInputError("order.items must be a list")
+    for obj in items:
+        if type(obj) is not dict:
+            if not isinstance(obj, dict):
+                raise EngineInputError("order.items[] must be objects")
+        item = <dict>obj
         ln = Line.__new__(Line)
         ln.index = i
         ln.raw = item
-        product = item.get("product") or {}
-        sku = item.get("sku") or {}
-        related = item.get("related_object")
-        ln.product_id = _opt_id(item.get("product_id") or product.get("id"))
-        ln.sku_id = _opt_id(item.get("sku_id") or sku.get("id"))
-        ln.product_source_id = _opt_id(product.get("source_id"))
-        ln.sku_source_id = _opt_id(sku.get("source_id"))
+        p = item.get("product")
+        product = <dict>p if p and type(p) is dict else (dict(p) if p else None)
+        s = item.get("sku")
+        sku = <dict>s if s and type(s) is dict else (dict(s) if s else None)
+        v = item.get("product_id")
+        if not v and product is not None:
+            v = product.get("id")
+        ln.product_id = _opt_id(v or None)
+        v = item.get("sku_id")
+        if not v and sku is not None:
+            v = sku.get("id")
+        ln.sku_id = _opt_id(v or None)
+        ln.product_source_id = _opt_id(product.get("source_id")) if product is not None else None
+        ln.sku_source_id = _opt_id(sku.get("source_id")) if sku is not None else None
         src = _opt_id(item.get("source_id"))
         if src is not None:
-            if related == "sku":
+            if item.get("related_object") == "sku":
                 ln.sku_source_id = ln.sku_source_id or src
             else:
                 ln.product_source_id = ln.product_source_id or src
         q = item.get("quantity")
-        ln.quantity = 1 if q is None else c_to_int(q, "order.items[].quantity")
+        ln.quantity = 1 if q is None else _int(q, "order.items[].quantity")
         if ln.quantity < 0:
             raise EngineInputError("order.items[].quantity must not be negative")
         price = item.get("price")
         if price is None:
-            price = sku.get("price") if sku.get("price") is not None else product.get("price")
+            if sku is not None:
+                price = sku.get("price")
+            if price is None and product is not None:
+                price = product.get("price")
         ln.has_price = price is not None
-        ln.price = c_to_int(price, "order.items[].price") if ln.has_price else 0
+        ln.price = _int(price, "order.items[].price") if ln.has_price else 0
         if ln.price < 0:
             raise EngineInputError("order.items[].price must not be negative")
         amount = item.get("amount")
-        ln.amount = c_to_int(amount, "order.items[].amount") if amount is not None else ln.price * ln.quantity
+        ln.amount = _int(amount, "order.items[].amount") if amount is not None else ln.price * ln.quantity
         if ln.amount < 0:
             raise EngineInputError("order.items[].amount must not be negative")
         ln.initial_quantity = ln.quantity
         ln.initial_amount = ln.amount
-        prior = c_to_int(item.get("discount_amount"), "order.items[].discount_amount")
-        ln.discount_amount = min(max(prior, 0), ln.amount)
+        prior = item.get("discount_amount")
+        if prior is not None:
+            ln.discount_amount = min(max(_int(prior, "order.items[].discount_amount"), 0), ln.amount)
         total += ln.amount
-        o.lines.append(ln)
+        lines.append(ln)
         i += 1
+    o.lines = lines
     amount = order.get("amount")
-    o.amount = c_to_int(amount, "order.amount") if amount is not None else total
+    o.amount = _int(amount, "order.amount") if amount is not None else total
     if o.amount < 0:
         raise EngineInputError("order.amount must not be negative")
     init = order.get("initial_amount")
-    o.initial_amount = c_to_int(init, "order.initial_amount") if init is not None else o.amount
-    o.discount_amount = max(0, c_to_int(order.get("discount_amount"), "order.discount_amount"))
+    o.initial_amount = _int(init, "order.initial_amount") if init is not None else o.amount
+    v = order.get("discount_amount")
+    o.discount_amount = max(0, _int(v, "order.discount_amount")) if v is not None else 0
     o.raw = order
     return o
 
@@ -263,53 +408,12 @@ cpdef list match_lines(Order order, dict applicable_to, dict collections):
     """
     cdef list included = applicable_to.get("included") or [] if applicable_to else []
     cdef list excluded = applicable_to.get("excluded") or [] if applicable_to else []
-    cdef set blocked = set()
-    cdef list out = []
-    cdef Line ln
-    if collections is None:
-        collections = {}
-    for ln in order.lines:
-        for e in excluded:
-            if entry_matches(e, ln, collections):
-                blocked.add(ln.index)
-                break
-    if not included or (applicable_to and applicable_to.get("included_all")):
-        out.append((ALL_ITEMS, [ln for ln in order.lines if ln.index not in blocked]))
-        return out
-    # Product/SKU entries resolve through one dict lookup per line; collections scan.
-    index = {}
-    slow = []
-    for k, e in enumerate(included):
-        obj = e.get("object")
-        if obj == "products_collection":
-            slow.append(k)
-            continue
-        tag = "s" if obj == "sku" else "p"
-        for key in ((tag, e.get("id")), (tag + "src", e.get("source_id"))):
-            if key[1] is not None and key not in index:
-                index[key] = k
-    buckets = [[] for _ in included]
-    for ln in order.lines:
-        if ln.index in blocked:
-            continue
-        best = -1
-        for key in (("p", ln.product_id), ("psrc", ln.product_source_id), ("s", ln.sku_id),
-                    ("ssrc", ln.sku_source_id)):
-            if key[1] is not None:
-                k = index.get(key, -1)
-                if k >= 0 and (best < 0 or k < best):
-                    best = k
-        for k in slow:
-            if best >= 0 and k > best:
-                break
-            if entry_matches(included[k], ln, collections):
-                best = k
-                break
-        if best >= 0:
-            buckets[best].append(ln)
-    for k, e in enumerate(included):
-        out.append((e, buckets[k]))
-    return out
+    cdef Targeting t
+    cdef Entry e
+    if applicable_to and applicable_to.get("included_all"):
+        included = []
+    t = compile_targeting(included, excluded)
+    return [((ALL_ITEMS if e is _ALL else e.raw), list(lines)) for e, lines in t.match(order, collections)]
 
 
 cdef dict _order_env(Order o, dict env):
@@ -340,7 +444,7 @@ cdef dict _order_env(Order o, dict env):
 
 
 cdef dict _item_env(dict oenv, Line ln):
-    cdef dict e = dict(oenv)
+    cdef dict e = dict(oenv) if oenv else {}
     e["ORDER_ITEM_PRICE"] = ln.unit_price() / 100.0
     e["ORDER_ITEM_AMOUNT"] = ln.amount / 100.0
     e["ORDER_ITEM_SUBTOTAL"] = ln.subtotal() / 100.0
@@ -353,7 +457,7 @@ cdef dict _item_env(dict oenv, Line ln):
 cdef object _formula_number(object src, dict env):
     if not src:
         return None
-    v = compile_formula(src).evaluate(env)
+    v = compile_formula(src).evaluate(env if env is not None else {})
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     return v
@@ -397,75 +501,359 @@ def unit_price(Line ln):
     return ln.unit_price()
 
 
-cdef list _select(list targets, str effect):
-    """Pick ``(line, units, entry)`` triples honouring sort, skip, repeat and quantity limits."""
-    cdef list picks = []
+cdef class Entry:
+    """A compiled ``applicable_to`` entry: typed selection settings and limits."""
+
+    def __init__(self, dict entry):
+        self.raw = entry
+        self.out = entry if entry.get("effect") is not None else dict(entry, effect="APPLY_TO_EVERY")
+        obj = entry.get("object")
+        self.obj = 1 if obj == "sku" else (2 if obj == "products_collection" else 0)
+        self.eid = entry.get("id")
+        self.sid = entry.get("source_id")
+        self.explicit = True
+        self.how = _HOW.get(entry.get("effect") or "APPLY_TO_EVERY", H_EVERY)
+        self.single = self.how == H_TO_CHEAP or self.how == H_TO_DEAR
+        self.unit_target = entry.get("target") == "UNIT"
+        self.skip = max(0, c_to_int(entry.get("skip_initially"), "skip_initially"))
+        self.rep = max(1, c_to_int(entry.get("repeat") or 1, "repeat"))
+        self.qlim = _opt_limit(entry, "quantity_limit")
+        self.aqlim = _opt_limit(entry, "aggregated_quantity_limit")
+        v = entry.get("amount_limit")
+        self.amount_limit = -1 if v is None else _money(v, "amount_limit")
+        v = entry.get("aggregated_amount_limit")
+        self.agg_amount_limit = -1 if v is None else _money(v, "aggregated_amount_limit")
+        f = entry.get("price_formula")
+        self.price_formula = compile_formula(f) if f else None
+        v = entry.get("price")
+        self.has_price = v is not None
+        self.price = _money(v, "applicable_to.price") if self.has_price else 0
+        self.needs_env = self.price_formula is not None
+        self.caps = []
+        for k in entry:
+            if type(k) is str and (<str>k).startswith("product_") and "quantity_limit" in <str>k:
+                break
+        else:
+            return
+        for field, ffield in _CAP_FIELDS:
+            static = entry.get(field)
+            fsrc = entry.get(ffield)
+            if static is None and not fsrc:
+                continue
+            if fsrc:
+                compile_formula(fsrc)
+                self.needs_env = True
+            self.caps.append((field, None if static is None else max(0, c_to_int(static, field)), fsrc or None,
+                              field.startswith("product_in_collection_")))
+
+    cdef bint matches(self, Line ln, dict collections):
+        if self.obj == 1:
+            return (self.eid is not None and self.eid == ln.sku_id) or (
+                self.sid is not None and self.sid == ln.sku_source_id)
+        if self.obj == 2:
+            members = collections.get(self.eid) if self.eid is not None and collections else None
+            if not members:
+                return False
+            return ln.product_id in members or (ln.sku_id is not None and ln.sku_id in members)
+        return (self.eid is not None and self.eid == ln.product_id) or (
+            self.sid is not None and self.sid == ln.product_source_id)
+
+
+cdef Entry _ALL = Entry(ALL_ITEMS)
+_ALL.explicit = False
+
+
+cdef class Pick:
+    """``units`` of ``ln`` chosen by ``entry``; ``start`` is the first unit's position in the entry."""
+    pass
+
+
+cdef inline void _idx_put(dict index, object key, Py_ssize_t k):
+    if key is not None and key not in index:
+        index[key] = k
+
+
+cdef class Targeting:
+    """Compiled ``applicable_to``: included / excluded :class:`Entry` lists and an id index."""
+
+    cpdef list match(self, Order order, dict collections):
+        """``[(Entry, [Line, …]), …]`` with the same rules as :func:`match_lines`."""
+        cdef Line ln
+        cdef Entry e
+        cdef Py_ssize_t k, best, n = len(self.included)
+        cdef list lines = order.lines
+        cdef list free
+        cdef list buckets
+        cdef bint blocked
+        if collections is None:
+            collections = {}
+        if self.excluded:
+            free = []
+            for ln in lines:
+                blocked = False
+                for e in self.excluded:
+                    if e.matches(ln, collections):
+                        blocked = True
+                        break
+                if not blocked:
+                    free.append(ln)
+        else:
+            free = lines
+        if n == 0:
+            return [(_ALL, free)]
+        buckets = [[] for _ in range(n)]
+        for ln in free:
+            best = -1
+            if ln.product_id is not None and self.p_id:
+                k = self.p_id.get(ln.product_id, -1)
+                if k >= 0:
+                    best = k
+            if ln.product_source_id is not None and self.p_src:
+                k = self.p_src.get(ln.product_source_id, -1)
+                if k >= 0 and (best < 0 or k < best):
+                    best = k
+            if ln.sku_id is not None and self.s_id:
+                k = self.s_id.get(ln.sku_id, -1)
+                if k >= 0 and (best < 0 or k < best):
+                    best = k
+            if ln.sku_source_id is not None and self.s_src:
+                k = self.s_src.get(ln.sku_source_id, -1)
+                if k >= 0 and (best < 0 or k < best):
+                    best = k
+            for k in self.slow:
+                if best >= 0 and k > best:
+                    break
+                if (<Entry>self.included[k]).matches(ln, collections):
+                    best = k
+                    break
+            if best >= 0:
+                (<list>buckets[best]).append(ln)
+        return [(self.included[k], buckets[k]) for k in range(n)]
+
+
+cpdef Targeting compile_targeting(list included, list excluded):
+    """Compile ``applicable_to`` entries (plain dicts) once for :meth:`Targeting.match`."""
+    cdef Targeting t = Targeting.__new__(Targeting)
+    cdef Entry e
+    cdef Py_ssize_t k
+    t.included = [x if isinstance(x, Entry) else Entry(x) for x in included or ()]
+    t.excluded = [x if isinstance(x, Entry) else Entry(x) for x in excluded or ()]
+    t.explicit = bool(t.included)
+    t.p_id = {}
+    t.p_src = {}
+    t.s_id = {}
+    t.s_src = {}
+    t.slow = []
+    t.needs_env = False
+    for k in range(len(t.included)):
+        e = t.included[k]
+        t.needs_env = t.needs_env or e.needs_env
+        if e.obj == 2:
+            t.slow.append(k)
+        elif e.obj == 1:
+            _idx_put(t.s_id, e.eid, k)
+            _idx_put(t.s_src, e.sid, k)
+        else:
+            _idx_put(t.p_id, e.eid, k)
+            _idx_put(t.p_src, e.sid, k)
+    return t
+
+
+cdef long long _cap_limit(tuple cap, dict oenv) except? -2:
+    # -1: no limit this time (no static value and the formula gave none)
+    v = _formula_number(cap[2], oenv) if cap[2] is not None else None
+    if v is not None:
+        return max(0, <long long>floor(v))
+    return -1 if cap[1] is None else <long long>cap[1]
+
+
+cdef void _select(list targets, long long lmult, dict used, dict oenv, list picks) except *:
+    """Append :class:`Pick` objects honouring sort, skip, repeat and every quantity limit."""
     cdef Line ln
-    cdef long long pos, skip, rep, n, taken, qlim, aqlim
-    cdef bint unit_target, single
-    for entry, lines in targets:
-        how = entry.get("effect") or "APPLY_TO_EVERY"
-        if how in ("APPLY_TO_CHEAPEST", "APPLY_FROM_CHEAPEST"):
+    cdef Entry entry
+    cdef Pick pk
+    cdef long long pos, n, taken, qlim, aqlim, ecap, lim, u, rem, start
+    cdef dict prem
+    cdef list pcaps
+    for tgt in targets:
+        entry = <Entry>(<tuple>tgt)[0]
+        lines = (<tuple>tgt)[1]
+        if entry.how == H_TO_CHEAP or entry.how == H_FROM_CHEAP:
             lines = sorted(lines, key=_cheap_key)
-        elif how in ("APPLY_TO_MOST_EXPENSIVE", "APPLY_FROM_MOST_EXPENSIVE"):
+        elif entry.how == H_TO_DEAR or entry.how == H_FROM_DEAR:
             lines = sorted(lines, key=_dear_key)
-        single = how in ("APPLY_TO_CHEAPEST", "APPLY_TO_MOST_EXPENSIVE")
-        unit_target = entry.get("target") == "UNIT"
-        skip = max(0, c_to_int(entry.get("skip_initially"), "skip_initially"))
-        rep = max(1, c_to_int(entry.get("repeat") or 1, "repeat"))
-        qlim = _opt_limit(entry, "quantity_limit")
-        aqlim = _opt_limit(entry, "aggregated_quantity_limit")
+        qlim = entry.qlim * lmult if entry.qlim >= 0 else -1
+        aqlim = entry.aqlim * lmult if entry.aqlim >= 0 else -1
+        ecap = -1
+        pcaps = None
+        prem = None
+        if entry.caps:
+            for cap in entry.caps:
+                lim = _cap_limit(<tuple>cap, oenv)
+                if lim < 0:
+                    continue
+                counts = used.get((<tuple>cap)[0]) if used else None
+                if (<tuple>cap)[3]:
+                    if pcaps is None:
+                        pcaps = []
+                        prem = {}
+                    pcaps.append((lim, counts))
+                else:
+                    u = 0
+                    if counts:
+                        key = entry.eid if entry.eid is not None else entry.sid
+                        u = c_to_int(counts.get(key), "used units")
+                    rem = lim - u if lim > u else 0
+                    if ecap < 0 or rem < ecap:
+                        ecap = rem
         pos = 0
         taken = 0
         for ln in lines:
             if ln.quantity <= 0:
                 continue
-            if unit_target:
-                n = _count_selected(pos, ln.quantity, skip, rep)
+            start = pos
+            if entry.unit_target:
+                n = _count_selected(pos, ln.quantity, entry.skip, entry.rep)
                 pos += ln.quantity
-                if single and n:
+                if entry.single and n:
                     n = 1
             else:
-                n = ln.quantity if (pos >= skip and (pos - skip) % rep == 0) else 0
+                n = ln.quantity if (pos >= entry.skip and (pos - entry.skip) % entry.rep == 0) else 0
                 pos += 1
             if qlim >= 0 and n > qlim:
                 n = qlim
             if aqlim >= 0 and n > aqlim - taken:
                 n = aqlim - taken
+            if ecap >= 0 and n > ecap - taken:
+                n = ecap - taken
+            if pcaps is not None and n > 0:
+                pid = ln.product_id if ln.product_id is not None else ln.sku_id
+                if pid in prem:
+                    rem = prem[pid]
+                else:
+                    rem = -1
+                    for pc in pcaps:
+                        lim = (<tuple>pc)[0]
+                        counts = (<tuple>pc)[1]
+                        u = c_to_int(counts.get(pid), "used units") if counts else 0
+                        lim = lim - u if lim > u else 0
+                        if rem < 0 or lim < rem:
+                            rem = lim
+                if n > rem:
+                    n = rem
+                prem[pid] = rem - (n if n > 0 else 0)
             if n <= 0:
                 continue
             taken += n
-            picks.append((ln, n, entry))
-            if single:
+            pk = Pick.__new__(Pick)
+            pk.ln = ln
+            pk.units = n
+            pk.start = start
+            pk.entry = entry
+            picks.append(pk)
+            if entry.single:
                 break
-    return picks
+
+
+def unit_positions(Pick pk):
+    """1-based unit numbers of ``pk.ln`` covered by the pick (UNIT targets honour skip/repeat)."""
+    cdef Entry e = pk.entry
+    cdef long long k, p, got = 0
+    cdef list out = []
+    if not e.unit_target:
+        return list(range(1, pk.units + 1))
+    for k in range(pk.ln.quantity):
+        p = pk.start + k
+        if p >= e.skip and (p - e.skip) % e.rep == 0:
+            out.append(k + 1)
+            got += 1
+            if got >= pk.units:
+                break
+    return out
+
+
+cdef struct _Rem:
+    long long rem
+    Py_ssize_t idx
+
+
+cdef int _rem_cmp(const void* a, const void* b) noexcept nogil:
+    # larger remainder first; ties: earlier line first (as money.c_split_largest_remainder)
+    cdef const _Rem* x = <const _Rem*>a
+    cdef const _Rem* y = <const _Rem*>b
+    if x.rem != y.rem:
+        return -1 if x.rem > y.rem else 1
+    return -1 if x.idx < y.idx else (1 if x.idx > y.idx else 0)
 
 
 cdef list _split_capped(long long total, list weights, list caps):
     # Largest-remainder split where no part may exceed its cap; overflow is re-split.
-    cdef Py_ssize_t n = len(weights), i
-    cdef list parts = [0] * n
-    cdef list live = [i for i in range(n) if weights[i] > 0 and caps[i] > 0]
-    cdef long long left = total
-    while left > 0 and live:
-        share = c_split_largest_remainder(left, [weights[i] for i in live])
-        over = False
-        nxt = []
-        for j, i in enumerate(live):
-            room = caps[i] - parts[i]
-            if share[j] >= room:
-                parts[i] = caps[i]
-                left -= room
-                over = over or share[j] > room
-            else:
-                nxt.append((i, share[j]))
-        if not over:
-            for i, s in nxt:
-                parts[i] += s
-                left -= s
-            break
-        live = [i for i, _ in nxt]
-    return parts
+    cdef Py_ssize_t n = len(weights), i, j, nlive = 0, nkeep, q
+    cdef long long left = total, wsum, given, room, extra
+    cdef bint over
+    cdef list out
+    if n == 0:
+        return []
+    cdef long long* w = <long long*>malloc(n * sizeof(long long) * 4)
+    cdef Py_ssize_t* live = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+    cdef _Rem* rems = <_Rem*>malloc(n * sizeof(_Rem))
+    if w == NULL or live == NULL or rems == NULL:
+        free(w)
+        free(live)
+        free(rems)
+        raise MemoryError()
+    cdef long long* c = w + n
+    cdef long long* parts = w + 2 * n
+    cdef long long* share = w + 3 * n
+    try:
+        for i in range(n):
+            w[i] = weights[i]
+            c[i] = caps[i]
+            parts[i] = 0
+            if w[i] > 0 and c[i] > 0:
+                live[nlive] = i
+                nlive += 1
+        while left > 0 and nlive > 0:
+            wsum = 0
+            for j in range(nlive):
+                wsum += w[live[j]]
+            given = 0
+            for j in range(nlive):
+                share[j] = (left * w[live[j]]) // wsum
+                given += share[j]
+                rems[j].rem = (left * w[live[j]]) % wsum
+                rems[j].idx = j
+            extra = left - given
+            if extra > 0:
+                qsort(rems, nlive, sizeof(_Rem), _rem_cmp)
+                for q in range(extra):
+                    share[rems[q].idx] += 1
+            over = False
+            nkeep = 0
+            for j in range(nlive):
+                i = live[j]
+                room = c[i] - parts[i]
+                if share[j] >= room:
+                    parts[i] = c[i]
+                    left -= room
+                    if share[j] > room:
+                        over = True
+                else:
+                    live[nkeep] = i
+                    share[nkeep] = share[j]
+                    nkeep += 1
+            if not over:
+                for j in range(nkeep):
+                    parts[live[j]] += share[j]
+                    left -= share[j]
+                break
+            nlive = nkeep
+        out = [parts[i] for i in range(n)]
+    finally:
+        free(w)
+        free(live)
+        free(rems)
+    return out
 
 
 cdef inline void _give(Order o, Line ln, long long d, long long units):
@@ -484,74 +872,100 @@ cdef inline void _give_order(Order o, long long d):
     o.step_discount_amount += d
 
 
-cdef long long _items(Order o, str dtype, str effect, double value, dict discount, list targets,
-                      bint initial_mode, dict oenv) except -1:
-    cdef list picks = _select(targets, effect)
-    cdef Py_ssize_t n = len(picks), i
-    cdef list raw = [0] * n
-    cdef list bases = [0] * n
+cdef long long _items(Order o, int dtype, int effect, double value, dict discount, list targets,
+                      bint initial_mode, dict oenv, Plan plan, long long mult, dict used, list picks) except -1:
+    cdef Py_ssize_t n, i
+    cdef list raw, bases
     cdef Line ln
-    cdef long long units, full, base, d, cap, newp, total = 0
+    cdef Pick pk
+    cdef Entry entry
+    cdef long long units, full, base, d, cap, newp, total = 0, sub, bsum = 0, left, disc_line_cap = -1
+    cdef long long remaining
     cdef bint by_unit
+    cdef double pv
+    cdef dict entry_left = None
+    lmult = mult if dtype != T_PERCENT else 1
+    _select(targets, lmult, used, oenv, picks)
+    n = len(picks)
+    raw = [0] * n
+    bases = [0] * n
     for i in range(n):
-        ln, units, entry = picks[i]
-        full = ln.amount if initial_mode else ln.subtotal()
+        pk = <Pick>picks[i]
+        ln = pk.ln
+        units = pk.units
+        sub = ln.amount - ln.discount_amount
+        full = ln.amount if initial_mode else sub
         base = full if units == ln.quantity else c_round_half_up(full * units, ln.quantity)
-        if base > ln.subtotal():
-            base = ln.subtotal()
+        if base > sub:
+            base = sub
         bases[i] = base
-    if effect in ("APPLY_TO_ITEMS_PROPORTIONALLY", "APPLY_TO_ITEMS_PROPORTIONALLY_BY_QUANTITY"):
-        if effect == "APPLY_TO_ITEMS_PROPORTIONALLY":
+        bsum += base
+    if effect == E_PROP or effect == E_PROP_Q:
+        if effect == E_PROP:
             weights = bases
         else:
-            weights = [p[1] for p in picks]
-        raw = _split_capped(min(<long long>value, sum(bases)), weights, bases)
+            weights = [(<Pick>pk).units for pk in picks]
+        raw = _split_capped(min(<long long>value, bsum), weights, bases)
     else:
         for i in range(n):
-            ln, units, entry = picks[i]
+            pk = <Pick>picks[i]
+            ln = pk.ln
+            units = pk.units
+            entry = pk.entry
             base = bases[i]
-            by_unit = effect == "APPLY_TO_ITEMS_BY_QUANTITY" or entry.get("target") == "UNIT"
-            if dtype == "AMOUNT":
-                d = <long long>value * (units if by_unit else 1)
-            elif dtype == "PERCENT":
-                d = c_percent_of(base, value)
+            by_unit = effect == E_BY_Q or entry.unit_target
+            if dtype == T_AMOUNT:
+                d = <long long>value
+                if plan is not None and plan.item_formula:
+                    v = _formula_number(plan.fsrc, _item_env(oenv, ln))
+                    if v is not None:
+                        d = _money(v * 100.0, "amount_off") * (1 if effect == E_BY_Q else mult)
+                d = d * (units if by_unit else 1)
+            elif dtype == T_PERCENT:
+                pv = value
+                if plan is not None and plan.item_formula:
+                    v = _formula_number(plan.fsrc, _item_env(oenv, ln))
+                    if v is not None and v == v:
+                        pv = min(max(float(v), 0.0) * mult, 100.0)
+                d = c_percent_of(base, pv)
             else:  # FIXED: re-price each unit
                 newp = <long long>value
-                if entry.get("price_formula"):
-                    v = _formula_number(entry["price_formula"], _item_env(oenv or {}, ln))
+                if entry.price_formula is not None:
+                    v = _formula_number(entry.price_formula.source, _item_env(oenv, ln))
                     if v is not None:
                         newp = <long long>floor(v * 100.0 + 0.5)
-                elif entry.get("price") is not None:
-                    newp = _money(entry["price"], "applicable_to.price")
+                    elif entry.has_price:
+                        newp = entry.price
+                elif entry.has_price:
+                    newp = entry.price
                 d = base - newp * units
             raw[i] = max(0, min(d, base))
     # Per-line caps (entry amount_limit; PERCENT discount amount_limit), then per-entry aggregates.
-    entry_left = {}
-    disc_line_cap = -1
-    if dtype == "PERCENT" and discount.get("amount_limit") is not None:
+    if dtype == T_PERCENT and discount.get("amount_limit") is not None:
         disc_line_cap = _money(discount["amount_limit"], "amount_limit")
     for i in range(n):
-        ln, units, entry = picks[i]
+        pk = <Pick>picks[i]
+        entry = pk.entry
         d = raw[i]
-        lim = entry.get("amount_limit")
-        if lim is not None:
-            d = min(d, _money(lim, "amount_limit"))
-        if disc_line_cap >= 0:
-            d = min(d, disc_line_cap)
-        agg = entry.get("aggregated_amount_limit")
-        if agg is not None:
-            key = id(entry)
-            left = entry_left.get(key, _money(agg, "aggregated_amount_limit"))
-            d = min(d, left)
-            entry_left[key] = left - d
+        if entry.amount_limit >= 0 and d > entry.amount_limit:
+            d = entry.amount_limit
+        if disc_line_cap >= 0 and d > disc_line_cap:
+            d = disc_line_cap
+        if entry.agg_amount_limit >= 0:
+            if entry_left is None:
+                entry_left = {}
+            left = entry_left.get(entry, entry.agg_amount_limit)
+            if d > left:
+                d = left
+            entry_left[entry] = left - d
         raw[i] = d
     # Aggregated cap of the discount, then what is left of the order total.
     cap = -1
     if discount.get("aggregated_amount_limit") is not None:
         cap = _money(discount["aggregated_amount_limit"], "aggregated_amount_limit")
-    cdef long long remaining = o.total_amount()
+    remaining = o.total_amount()
     for i in range(n):
-        ln, units, entry = picks[i]
+        pk = <Pick>picks[i]
         d = raw[i]
         if cap >= 0 and d > cap:
             d = cap
@@ -563,7 +977,7 @@ cdef long long _items(Order o, str dtype, str effect, double value, dict discoun
             cap -= d
         remaining -= d
         total += d
-        _give(o, ln, d, units)
+        _give(o, pk.ln, d, pk.units)
     return total
 
 
@@ -577,11 +991,11 @@ cdef Line _find_unit_line(Order o, object pid, object psrc, object sid):
     return None
 
 
-cdef dict _apply_unit(Order o, dict unit, dict oenv, dict prices, str default_effect):
+cdef dict _apply_unit(Order o, dict unit, dict oenv, dict prices, str default_effect, long long mult):
     cdef dict product = unit.get("product") or {}
     cdef dict sku = unit.get("sku") or {}
     cdef Line ln
-    cdef long long n, add = 0, have, price, units, d
+    cdef long long n, add = 0, have, price, units, d, n1
     pid = unit.get("unit_type") or product.get("id")
     psrc = product.get("source_id")
     if pid == SHIPPING_PRODUCT_ID and psrc is None:
@@ -593,7 +1007,8 @@ cdef dict _apply_unit(Order o, dict unit, dict oenv, dict prices, str default_ef
     if effect not in ("ADD_MISSING_ITEMS", "ADD_NEW_ITEMS"):
         raise EngineInputError(f"unknown unit effect {effect}")
     v = _formula_number(unit.get("unit_off_formula"), oenv) if unit.get("unit_off_formula") else None
-    n = max(0, c_to_int(v if v is not None else unit.get("unit_off"), "unit_off"))
+    n1 = max(0, c_to_int(v if v is not None else unit.get("unit_off"), "unit_off"))
+    n = n1 * mult
     ln = _find_unit_line(o, pid, psrc, sid)
     if ln is not None and ln.has_price:
         price = ln.price
@@ -638,83 +1053,21 @@ cdef dict _apply_unit(Order o, dict unit, dict oenv, dict prices, str default_ef
         if d > 0:
             _give(o, ln, d, units)
     out = dict(unit)
-    out["unit_off"] = n
+    out["unit_off"] = n1
     out["effect"] = effect
     if pid is not None:
         out["unit_type"] = pid
     return out
 
 
-cdef object _value(dict discount, str key, dict oenv, double scale):
+cdef object _value(dict discount, str key, str fkey, dict oenv, double scale):
     # The formula (when it yields a number) beats the static value.
-    f = discount.get(key + "_formula")
+    f = discount.get(fkey)
     if f:
         v = _formula_number(f, oenv)
         if v is not None:
             return v * scale
     return discount.get(key)
-
-
-cpdef dict apply_discount(Order order, dict discount, list targets, dict env, bint initial_mode, dict prices):
-    """Apply one ``discount`` to ``order`` in place; return the ``result.discount`` echo.
-
-    ``targets`` comes from :func:`match_lines`; ``env`` is the formula environment
-    (customer / redemption / redeemable metadata, ``NOW``…) without order operands;
-    ``prices`` maps product/SKU ids to catalog prices for UNIT lines added to the cart.
-    """
-    cdef Order o = order
-    cdef double value = 0
-    cdef long long money
-    dtype = discount.get("type")
-    if dtype not in DISCOUNT_TYPES:
-        raise EngineInputError(f"unknown discount type {dtype!r}")
-    effect = discount.get("effect")
-    dynamic = _is_dynamic(discount)
-    oenv = _order_env(o, env) if dynamic or _has_price_formula(targets) else env
-    out = dict(discount)
-    if dtype == "UNIT":
-        if effect == "ADD_MANY_ITEMS":
-            out["units"] = [_apply_unit(o, u, oenv, prices, "ADD_MISSING_ITEMS")
-                            for u in discount.get("units") or []]
-        else:
-            out.update(_apply_unit(o, discount, oenv, prices, effect or "ADD_MISSING_ITEMS"))
-            effect = out["effect"]
-        out["effect"] = effect
-        if dynamic:
-            out["is_dynamic"] = True
-        return out
-    if effect is None:
-        explicit = False
-        for entry, _ in targets or []:
-            explicit = explicit or entry is not ALL_ITEMS
-        effect = "APPLY_TO_ITEMS" if explicit else ORDER_EFFECT
-    if effect != ORDER_EFFECT and effect not in ITEM_EFFECTS:
-        raise EngineInputError(f"unknown discount effect {effect!r}")
-    if dtype == "AMOUNT":
-        money = _money(_value(discount, "amount_off", oenv, 100.0), "amount_off")
-        out["amount_off"] = money
-        value = money
-    elif dtype == "PERCENT":
-        pv = _value(discount, "percent_off", oenv, 1.0)
-        if isinstance(pv, bool) or (pv is not None and not isinstance(pv, (int, float))):
-            raise EngineInputError("percent_off must be a number")
-        value = float(pv) if pv is not None else 0.0
-        if value < 0 or value != value:
-            raise EngineInputError("percent_off must be a non-negative number")
-        value = min(value, 100.0)
-        out["percent_off"] = int(value) if value == int(value) else value
-    else:
-        money = _money(_value(discount, "fixed_amount", oenv, 100.0), "fixed_amount")
-        out["fixed_amount"] = money
-        value = money
-    out["effect"] = effect
-    if dynamic:
-        out["is_dynamic"] = True
-    if effect == ORDER_EFFECT:
-        _order_level(o, dtype, value, discount, initial_mode)
-    else:
-        _items(o, dtype, effect, value, discount, targets or [], initial_mode, oenv)
-    return out
 
 
 cdef bint _is_dynamic(dict discount):
@@ -727,20 +1080,122 @@ cdef bint _is_dynamic(dict discount):
     return False
 
 
-cdef bint _has_price_formula(list targets):
-    if not targets:
-        return False
-    for entry, _ in targets:
-        if entry.get("price_formula"):
-            return True
-    return False
+cdef class Plan:
+    """A compiled ``discount``: its type, effect and formula flags, looked up once.
+
+    Malformed discounts (unknown type or effect) compile and raise when applied, so
+    a redeemable that fails its checks first still reports that failure.
+    """
+
+    cdef dict apply(self, Order o, list targets, bint explicit, dict env, bint initial_mode, dict prices,
+                    long long mult, dict used, list picks_out):
+        """Apply to ``o`` over compiled ``targets`` (``[(Entry, lines)]``); return the result echo.
+
+        ``mult`` multiplies the value (bundles); ``used`` holds product quantity counters;
+        item picks are appended to ``picks_out`` when given.
+        """
+        cdef double value = 0
+        cdef long long money
+        cdef dict discount = self.raw
+        cdef int eff
+        cdef bint needs_env
+        if self.dtype < 0:
+            raise EngineInputError(f"unknown discount type {discount.get('type')!r}")
+        needs_env = self.dynamic or self.item_formula
+        if not needs_env:
+            for tgt in targets or ():
+                if (<Entry>(<tuple>tgt)[0]).needs_env:
+                    needs_env = True
+                    break
+        oenv = _order_env(o, env) if needs_env else env
+        out = dict(discount)
+        effect = self.effect
+        if self.dtype == T_UNIT:
+            if effect == "ADD_MANY_ITEMS":
+                out["units"] = [_apply_unit(o, u, oenv, prices, "ADD_MISSING_ITEMS", mult)
+                                for u in discount.get("units") or []]
+            else:
+                out.update(_apply_unit(o, discount, oenv, prices, effect or "ADD_MISSING_ITEMS", mult))
+                effect = out["effect"]
+            out["effect"] = effect
+            if self.dynamic:
+                out["is_dynamic"] = True
+            return out
+        if effect is None:
+            effect = "APPLY_TO_ITEMS" if explicit else ORDER_EFFECT
+        eff = _EFFECTS.get(effect, -1)
+        if eff < 0:
+            raise EngineInputError(f"unknown discount effect {effect!r}")
+        if self.dtype == T_AMOUNT:
+            money = _money(_value(discount, "amount_off", "amount_off_formula", oenv, 100.0), "amount_off")
+            out["amount_off"] = money
+            # per-unit amounts keep their value; only the unit limits scale with bundles
+            value = money if eff == E_BY_Q else money * mult
+        elif self.dtype == T_PERCENT:
+            pv = _value(discount, "percent_off", "percent_off_formula", oenv, 1.0)
+            if isinstance(pv, bool) or (pv is not None and not isinstance(pv, (int, float))):
+                raise EngineInputError("percent_off must be a number")
+            value = float(pv) if pv is not None else 0.0
+            if value < 0 or value != value:
+                raise EngineInputError("percent_off must be a non-negative number")
+            value = min(value, 100.0)
+            out["percent_off"] = int(value) if value == int(value) else value
+            value = min(value * mult, 100.0)
+        else:
+            money = _money(_value(discount, "fixed_amount", "fixed_amount_formula", oenv, 100.0), "fixed_amount")
+            out["fixed_amount"] = money
+            value = money
+        out["effect"] = effect
+        if self.dynamic:
+            out["is_dynamic"] = True
+        if eff == E_ORDER:
+            _order_level(o, self.dtype, value, discount, initial_mode)
+        else:
+            _items(o, self.dtype, eff, value, discount, targets or [], initial_mode, oenv, self, mult, used,
+                   picks_out if picks_out is not None else [])
+        return out
 
 
-cdef void _order_level(Order o, str dtype, double value, dict discount, bint initial_mode) except *:
+cpdef Plan compile_discount(dict discount):
+    """Compile a Voucherify ``Discount`` once; see :class:`Plan`."""
+    cdef Plan p = Plan.__new__(Plan)
+    p.raw = discount
+    p.dtype = _TYPES.get(discount.get("type"), -1)
+    p.effect = discount.get("effect")
+    p.dynamic = _is_dynamic(discount)
+    p.fsrc = None
+    p.item_formula = False
+    if p.dtype == T_AMOUNT or p.dtype == T_PERCENT:
+        f = discount.get("amount_off_formula" if p.dtype == T_AMOUNT else "percent_off_formula")
+        if f and isinstance(f, str) and _ITEM_OPERAND.search(f):
+            p.fsrc = f
+            p.item_formula = True
+    return p
+
+
+cpdef dict apply_discount(Order order, dict discount, list targets, dict env, bint initial_mode, dict prices):
+    """Apply one ``discount`` to ``order`` in place; return the ``result.discount`` echo.
+
+    ``targets`` comes from :func:`match_lines`; ``env`` is the formula environment
+    (customer / redemption / redeemable metadata, ``NOW``…) without order operands;
+    ``prices`` maps product/SKU ids to catalog prices for UNIT lines added to the cart.
+    """
+    cdef list ct = []
+    cdef bint explicit = False
+    for entry, lines in targets or []:
+        if entry is ALL_ITEMS:
+            ct.append((_ALL, lines))
+        else:
+            explicit = True
+            ct.append((Entry(entry), lines))
+    return compile_discount(discount).apply(order, ct, explicit, env, initial_mode, prices, 1, None, None)
+
+
+cdef void _order_level(Order o, int dtype, double value, dict discount, bint initial_mode) except *:
     cdef long long current = o.total_amount(), d, base
-    if dtype == "AMOUNT":
+    if dtype == T_AMOUNT:
         d = <long long>value
-    elif dtype == "PERCENT":
+    elif dtype == T_PERCENT:
         base = o.amount if initial_mode else current
         d = c_percent_of(base, value)
         for key in ("amount_limit", "aggregated_amount_limit"):

@@ -11,8 +11,10 @@ from datetime import datetime, timezone
 from engine.discounts cimport Line, Order, build_order
 from engine.rules cimport RuleSet
 
+from engine.stacking cimport CompiledRedeemable
+
 from engine.money import EngineInputError
-from engine.stacking import evaluate_single
+from engine.stacking import compile_redeemable, evaluate_single
 
 SORTING_RULES = ("DEFAULT", "BEST_DEAL", "LEAST_DEAL")
 
@@ -20,16 +22,30 @@ SORTING_RULES = ("DEFAULT", "BEST_DEAL", "LEAST_DEAL")
 cdef class Qualifier:
     """Compiled, indexed candidates; build once per definitions version, reuse per request."""
     cdef list candidates
+    cdef list prepared
     cdef dict by_id
     cdef list always
 
     def __init__(self, list candidates):
-        self.candidates = list(candidates)
+        cdef CompiledRedeemable cr
+        self.candidates = []
+        self.prepared = []
         self.by_id = {}
         self.always = []
-        for i, c in enumerate(self.candidates):
+        for c in candidates:
+            if isinstance(c, CompiledRedeemable):
+                cr = c
+                self.candidates.append(cr.source)
+                self.prepared.append(cr)
+                continue
+            comp = c.get("compiled") if isinstance(c, dict) else None
+            cr = comp if comp is not None else compile_redeemable(c)
+            self.candidates.append(dict(cr.source, **c) if comp is not None else c)
+            self.prepared.append(c if comp is not None else cr)
+        for i, c in enumerate(self.prepared):
+            cr = c if isinstance(c, CompiledRedeemable) else c["compiled"]
             need = None
-            for rs in c.get("rules") or ():
+            for rs in cr.rules:
                 req = (<RuleSet>rs).required_ids
                 if req is not None and (need is None or len(req) < len(need)):
                     need = req
@@ -68,10 +84,15 @@ cdef class Qualifier:
                     if hits:
                         picked.update(hits)
         data = []
+        if picked:
+            # Render the untouched step view once: every candidate's copy inherits the cached
+            # item dicts, so only the lines a candidate changes are rendered again.
+            base.begin_step()
+            base.to_dict(True, True)
         for i in sorted(picked):
             c = self.candidates[i]
             o = base.copy()
-            ok, res = evaluate_single(c, o, cust, now, ctx)
+            ok, res = evaluate_single(self.prepared[i], o, cust, now, ctx)
             if not ok:
                 continue
             item = {"id": c.get("id"), "object": c.get("object") or "voucher"}

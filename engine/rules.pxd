@@ -28,5 +28,6 @@ cdef class RuleSet:
     cdef readonly bint needs_total_after
     cdef readonly bint has_order_rules
     cdef readonly bint has_budget_rules
+    cdef readonly dict bundle_rules
     cdef Group root
     cpdef tuple check(self, dict ctx, Order order)

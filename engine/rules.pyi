@@ -23,6 +23,7 @@ class RuleSet:
     needs_total_after: bool
     has_order_rules: bool
     has_budget_rules: bool
+    bundle_rules: Any
     def check(self, ctx: dict[str, Any], order: Order) -> tuple[bool, str | None, str | None]: ...
     def evaluate(self, ctx: dict[str, Any]) -> RuleResult: ...
 

@@ -615,6 +615,10 @@ def compile_rules(rule_set, collections=None):
     if not isinstance(rules, dict):
         raise EngineInputError("rules must be an object")
     rs.root = _group(rules, rs.message) if [k for k in rules if k != "logic"] else None
+    bundle = rule_set.get("bundle_rules")
+    if bundle is not None and not isinstance(bundle, dict):
+        raise EngineInputError("bundle_rules must be an object")
+    rs.bundle_rules = bundle if bundle and [k for k in bundle if k not in ("logic", "limit")] else None
     app = rule_set.get("applicable_to") or {}
     rs.applicable_to = {"included": list(app.get("included") or []), "excluded": list(app.get("excluded") or []),
                         "included_all": bool(app.get("included_all"))}

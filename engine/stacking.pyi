@@ -32,9 +32,20 @@ from engine.discounts import Order
 DEFAULT_STACKING_RULES: dict[str, Any]
 MESSAGES: dict[str, str]
 
+class CompiledRedeemable:
+    """A redeemable's definition compiled once (cache it per definitions version); ``source`` is the dict."""
+
+    source: dict[str, Any]
+
 def normalize_stacking_rules(rules: dict[str, Any] | None) -> dict[str, Any]: ...
+def compile_redeemable(redeemable: dict[str, Any]) -> CompiledRedeemable: ...
+def expand_promotion_stack(
+    tier_ids: list[str],
+    tiers: dict[str, dict[str, Any] | CompiledRedeemable],
+    stack_id: str | None = None,
+) -> list[dict[str, Any]]: ...
 def evaluate_stack(
-    redeemables: list[dict[str, Any]],
+    redeemables: list[dict[str, Any] | CompiledRedeemable],
     order: dict[str, Any] | Order,
     customer: dict[str, Any] | None,
     now: datetime,
@@ -43,7 +54,7 @@ def evaluate_stack(
     snapshot_items: bool = True,
 ) -> dict[str, Any]: ...
 def evaluate_single(
-    r: dict[str, Any],
+    r: dict[str, Any] | CompiledRedeemable,
     o: Order,
     customer: dict[str, Any],
     now: datetime,

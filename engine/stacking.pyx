@@ -2,17 +2,32 @@
 
 Pure: every input is plain data already loaded by the caller (definitions,
 live counters, ``now``). See ``stacking.pyi`` for the input/output contract.
+
+Definitions compile once with :func:`compile_redeemable` (discount plan, rule sets,
+``applicable_to`` index, bundle); a request passes the compiled object itself, or a
+dict ``{"compiled": cr, **live state}`` whose keys override the definition's. Plain
+dicts still work and are compiled on every call. :func:`expand_promotion_stack`
+turns a promotion stack into its tiers. Rendered output may share unchanged item
+dicts between snapshots: treat it as read-only.
+
+Bundles (``bundle_rules``, SEMANTICS §3) multiply AMOUNT and PERCENT values and
+UNIT ``unit_off`` by the number of bundles found (FIXED values and per-unit
+APPLY_TO_ITEMS_BY_QUANTITY amounts are not multiplied); the unit limits
+``quantity_limit`` / ``aggregated_quantity_limit`` scale with them for AMOUNT and FIXED. No bundle found -> INAPPLICABLE ``order_rules_violated`` with
+``result.bundle.missing``.
 """
 
 from datetime import datetime, timezone
 
 from engine.discounts cimport (
-    Line, Order, apply_discount, apply_gift, apply_points, build_order, match_lines,
+    Entry, Line, Order, Pick, Plan, Targeting, apply_gift, apply_points, build_order, compile_discount,
+    compile_targeting,
 )
 from engine.rules cimport RuleSet
 
+from engine.discounts import ITEM_EFFECTS, UNITS_LISTED_MAX, unit_positions
 from engine.money import EngineInputError
-from engine.rules import parse_duration
+from engine.rules import compile_rules, parse_duration
 
 DEFAULT_STACKING_RULES = {
     "redeemables_limit": 30,
@@ -201,20 +216,286 @@ cdef dict _env(dict r, dict customer, dict ctx, object now):
     }
 
 
+# --- bundles -----------------------------------------------------------------------------------
+
+cdef long long _required_units(dict rule) except -1:
+    # The nested quantity condition of a bundle row; 1 unit when none is given.
+    sub = rule.get("rules") or {}
+    for k, nested in sub.items():
+        if k == "logic" or not isinstance(nested, dict) or "quantity" not in (nested.get("name") or ""):
+            continue
+        for op, vals in (nested.get("conditions") or {}).items():
+            v = vals[0] if isinstance(vals, list) and vals else vals
+            if op in ("$more_than_or_equal", "$more_than_equal", "$greater_than_or_equal", "$is", "$in"):
+                return max(1, int(v))
+            if op in ("$more_than", "$greater_than"):
+                return max(1, int(v) + 1)
+    return 1
+
+
+def _claim_key(c):
+    return (c[0], c[1])
+
+
+def _found_key(f):
+    return f[0][1]
+
+
+cdef class Bundle:
+    """Compiled ``bundle_rules``: every numbered row is one required component, all must hold.
+
+    A row names products, SKUs or collections (``$is``/``$in`` operands) and its nested
+    ``*.quantity`` condition gives the units per bundle (default 1); ``limit`` caps how
+    many bundles count (default 1, at most 100). Units are claimed by SKU rows first,
+    then product rows, then collection rows, each cart unit by one row only.
+    """
+
+    def __init__(self, dict bundle_rules):
+        cdef list comps = []
+        logic = bundle_rules.get("logic")
+        if logic and " or " in f" {str(logic).lower()} ":
+            raise EngineInputError("bundle_rules logic supports 'and' only")
+        keys = sorted((k for k in bundle_rules if k not in ("logic", "limit")),
+                      key=lambda k: int(k) if str(k).isdigit() else -1)
+        for k in keys:
+            if not str(k).isdigit():
+                raise EngineInputError(f"bundle rule keys must be numbers, got {k!r}")
+            rule = bundle_rules[k]
+            if not isinstance(rule, dict):
+                raise EngineInputError("bundle rules must be objects")
+            name = rule.get("name") or ""
+            default_obj = "sku" if name.startswith("sku.") else "product"
+            qty = _required_units(rule)
+            ops = []
+            for op, vals in (rule.get("conditions") or {}).items():
+                if op in ("$is", "$in"):
+                    ops.extend(v for v in (vals if isinstance(vals, list) else [vals]) if isinstance(v, dict))
+            if not ops:
+                raise EngineInputError(f"bundle rule {k} names no product, SKU or collection")
+            for operand in ops:
+                e = operand if operand.get("object") else dict(operand, object=default_obj)
+                obj = e.get("object")
+                prio = 0 if obj == "sku" else (2 if obj == "products_collection" else 1)
+                comps.append((prio, len(comps), Entry(e), obj, e.get("id") or e.get("source_id"), qty))
+        comps.sort(key=_claim_key)
+        self.components = comps
+        lim = bundle_rules.get("limit")
+        self.limit = 1 if lim is None else min(100, max(1, int(lim)))
+
+    cpdef tuple match(self, Order o, dict collections):
+        """``(quantity, result.bundle)`` for the running order."""
+        cdef Line ln
+        cdef Entry e
+        cdef long long qty, want, take, got, n = -1, keep
+        cdef dict left = {}
+        cdef list found = []
+        if collections is None:
+            collections = {}
+        for comp in self.components:
+            e = comp[2]
+            qty = comp[5]
+            want = qty * self.limit
+            got = 0
+            uses = []
+            for ln in o.lines:
+                if got >= want:
+                    break
+                if not e.matches(ln, collections):
+                    continue
+                avail = left.get(ln.index, ln.quantity)
+                take = min(avail, want - got)
+                if take <= 0:
+                    continue
+                left[ln.index] = avail - take
+                got += take
+                uses.append((ln, take))
+            found.append((comp, got, uses))
+            k = got // qty
+            n = k if n < 0 or k < n else n
+        n = max(0, min(n, self.limit))
+        identified = []
+        missing = []
+        found.sort(key=_found_key)
+        for comp, got, uses in found:
+            keep = comp[5] * (n if n > 0 else 1)
+            for ln, take in uses:
+                if keep <= 0:
+                    break
+                take = min(take, keep)
+                keep -= take
+                if comp[3] == "sku" or (comp[3] == "products_collection" and ln.product_id is None):
+                    iid, iobj = ln.sku_id, "sku"
+                else:
+                    iid, iobj = ln.product_id, "product"
+                identified.append({"id": iid, "object": iobj, "item_index": ln.index, "item_quantity": take})
+            if n == 0 and got < comp[5]:
+                missing.append({"id": comp[4], "object": comp[3], "item_quantity": comp[5] - got})
+        out = {"quantity": n, "limit": self.limit, "identified": identified}
+        if missing:
+            out["missing"] = missing
+        return n, out
+
+
+# --- compiled redeemables ------------------------------------------------------------------------
+
+_STATE_KEYS = ("active", "start_date", "expiration_date", "validity_timeframe", "validity_day_of_week",
+               "validity_hours", "quantity", "gift", "loyalty_card", "is_referral_code")
+
+
+cdef class CompiledRedeemable:
+    """A redeemable definition compiled once: discount plan, rule sets, targeting, bundle.
+
+    Build it with :func:`compile_redeemable` and cache it per definition version. Live
+    state (quantities, balances, counters) stays in the per-request dict.
+    """
+
+    def __repr__(self):
+        return f"CompiledRedeemable({self.source.get('id')!r})"
+
+
+def compile_redeemable(dict redeemable):
+    """Compile the definition parts of a redeemable dict (see ``stacking.pyi``).
+
+    ``rules`` may hold :class:`RuleSet` objects or raw rule-set dicts.
+    """
+    cdef CompiledRedeemable cr = CompiledRedeemable.__new__(CompiledRedeemable)
+    cdef RuleSet rs
+    cr.source = redeemable
+    cr.state_free = not any(k in redeemable for k in _STATE_KEYS)
+    rules = []
+    for x in redeemable.get("rules") or ():
+        rules.append(x if isinstance(x, RuleSet) else compile_rules(x))
+    cr.rules = rules
+    cr.app_in = []
+    cr.app_ex = []
+    cr.needs_after = False
+    cr.bundle = None
+    for rs in rules:
+        cr.needs_after = cr.needs_after or rs.needs_total_after
+        cr.app_in.extend(rs.applicable_to["included"])
+        cr.app_ex.extend(rs.applicable_to["excluded"])
+        if cr.bundle is None and rs.bundle_rules:
+            cr.bundle = Bundle(rs.bundle_rules)
+    cr.targeting = compile_targeting(cr.app_in, cr.app_ex)
+    discount = redeemable.get("discount")
+    cr.plan = None
+    if redeemable.get("gift") is None and redeemable.get("loyalty_card") is None and discount is not None:
+        cr.plan = compile_discount(discount)
+    return cr
+
+
+def expand_promotion_stack(tier_ids, tiers, stack_id=None):
+    """The redeemables of a promotion stack, in the stack's order.
+
+    ``tier_ids``: the stack's ``tiers.ids``; ``tiers``: ``{tier id: redeemable}`` (dicts
+    or :class:`CompiledRedeemable`). A missing tier becomes an INAPPLICABLE
+    ``not_found`` redeemable; each dict gets ``object: "promotion_tier"`` and, when
+    ``stack_id`` is given, ``stack_id``.
+    """
+    out = []
+    for tid in tier_ids:
+        t = tiers.get(tid)
+        if t is None:
+            r = {"id": tid, "object": "promotion_tier",
+                 "error": {"code": 404, "key": "not_found", "message": "Resource not found",
+                           "details": f"Cannot find promotion_tier with id {tid}",
+                           "resource_id": tid, "resource_type": "promotion_tier"}}
+        elif isinstance(t, CompiledRedeemable):
+            r = {"compiled": t, "id": tid, "object": "promotion_tier"}
+        else:
+            r = dict(t)
+            r["id"] = tid
+            r["object"] = "promotion_tier"
+        if stack_id is not None:
+            r["stack_id"] = stack_id
+        out.append(r)
+    return out
+
+
+cdef tuple _resolve(object item):
+    # (state dict, compiled) for a redeemable given as dict, dict with "compiled", or compiled object.
+    cdef CompiledRedeemable cr
+    if isinstance(item, CompiledRedeemable):
+        cr = <CompiledRedeemable>item
+        return cr.source, cr
+    if not isinstance(item, dict):
+        raise EngineInputError("redeemables[] must be objects")
+    c = (<dict>item).get("compiled")
+    if c is None:
+        return item, compile_redeemable(item)
+    if not isinstance(c, CompiledRedeemable):
+        raise EngineInputError("compiled must come from compile_redeemable")
+    cr = <CompiledRedeemable>c
+    r = dict(cr.source)
+    r.update(<dict>item)
+    return r, cr
+
+
+cdef dict _render_entry(Entry e, list indices, list units):
+    cdef dict d = dict(e.out)
+    d["order_item_indices"] = indices
+    if units is not None:
+        d["order_item_units"] = units
+    return d
+
+
+cdef tuple _coverage(CompiledRedeemable cr, Order o, list targets, list picks, bint by_picks, dict collections):
+    # applicable_to / inapplicable_to lists with order_item_indices (and units for UNIT targets).
+    cdef Entry e
+    cdef Pick pk
+    cdef Line ln
+    cdef list inc = []
+    cdef list exc = []
+    cdef long long total_units = 0
+    cdef Targeting t = cr.targeting
+    if t.included:
+        for ln in o.lines:
+            total_units += ln.quantity
+        for tgt in targets:
+            e = (<tuple>tgt)[0]
+            indices = []
+            units = [] if e.unit_target else None
+            if by_picks:
+                for pk in picks:
+                    if pk.entry is e:
+                        if pk.ln.index not in indices:
+                            indices.append(pk.ln.index)
+                        if units is not None:
+                            if total_units > UNITS_LISTED_MAX:
+                                units.append({"index": pk.ln.index, "units_limit_exceeded": True})
+                            else:
+                                units.append({"index": pk.ln.index, "units": unit_positions(pk)})
+            else:
+                for ln in (<tuple>tgt)[1]:
+                    indices.append(ln.index)
+                units = None
+            inc.append(_render_entry(e, indices, units) if indices else e.out)
+    for e in t.excluded:
+        indices = [ln.index for ln in o.lines if e.matches(ln, collections)]
+        exc.append(_render_entry(e, indices, None) if indices else e.out)
+    return _list(inc), _list(exc)
+
+
 def evaluate_stack(list redeemables, object order, customer, now, stacking_rules=None, context=None,
                    bint snapshot_items=True):
     """Validate and apply ``redeemables`` against ``order``; see ``stacking.pyi``.
 
+    ``redeemables[]`` may be plain dicts (compiled on the fly), dicts with ``compiled``
+    (a cached :class:`CompiledRedeemable` plus live state), or compiled objects.
     ``snapshot_items=False`` leaves ``items`` out of the per-redeemable order snapshots
     (the top-level order always has them); rendering dicts dominates the cost.
     """
     cdef dict sr = normalize_stacking_rules(stacking_rules)
-    cdef dict ctx = dict(context or {})
+    cdef dict ctx = dict(context) if context else {}
     cdef dict cust = customer or {}
     cdef Order o = order if isinstance(order, Order) else build_order(order or {})
     cdef Order start = None
     cdef Order trial
     cdef Py_ssize_t n = len(redeemables), i
+    cdef CompiledRedeemable cr
+    cdef RuleSet rs
+    cdef dict r
+    cdef long long mult
     if now is None or not isinstance(now, datetime):
         raise EngineInputError("now must be a datetime")
     if now.tzinfo is None:
@@ -223,24 +504,22 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
         raise EngineInputError("too many redeemables")
     ctx["customer"] = cust
     ctx["now"] = now
-    ctx.setdefault("order_metadata", o.raw.get("metadata") or {})
+    if "order_metadata" not in ctx:
+        ctx["order_metadata"] = o.raw.get("metadata") or {}
     collections = ctx.get("collections") or {}
     prices = ctx.get("prices") or {}
-    meta = [_classify(r, sr) for r in redeemables]
-    order_idx = list(range(n))
-    if sr["redeemables_sorting_rule"] == "CATEGORY_HIERARCHY":
-        order_idx.sort(key=lambda k: (meta[k][1], k))
-    if sr.get("grouped_redeemables_sorting_rule", "JOINT_ALWAYS_LAST") == "JOINT_ALWAYS_LAST":
-        order_idx.sort(key=lambda k: meta[k][2] == 2)
+    resolved = [_resolve(x) for x in redeemables]
+    meta = [_classify(<dict>(<tuple>x)[0], sr) for x in resolved]
+    order_idx = _sorted_order(meta, sr)
     all_mode = sr["redeemables_application_mode"] == "ALL"
     if all_mode:
         start = o.copy()
     once = sr["redeemables_products_application_mode"] == "ONCE"
     skip_no_effect = sr["redeemables_no_effect_rule"] == "SKIP"
-    skip_cats = set(sr.get("no_effect_skip_categories") or ())
-    anyway_cats = set(sr.get("no_effect_redeem_anyway_categories") or ())
-    initial_cats = set(sr.get("initial_amount_mode_categories") or ())
-    discounted_cats = set(sr.get("discounted_amount_mode_categories") or ())
+    skip_cats = _set(sr.get("no_effect_skip_categories"))
+    anyway_cats = _set(sr.get("no_effect_redeem_anyway_categories"))
+    initial_cats = _set(sr.get("initial_amount_mode_categories"))
+    discounted_cats = _set(sr.get("discounted_amount_mode_categories"))
     global_initial = sr["discount_calculation_mode"] == "INITIAL_AMOUNT"
     cat_limits = sr.get("applicable_redeemables_category_limits") or {}
     results = [None] * n
@@ -251,66 +530,77 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
     per_excl_cat = {}
     failed = False
     for i in order_idx:
-        r = redeemables[i]
+        r = <dict>(<tuple>resolved[i])[0]
+        cr = <CompiledRedeemable>(<tuple>resolved[i])[1]
         cat_ids, _, kind = meta[i]
         base = {"status": "INAPPLICABLE", "id": r.get("id"), "object": r.get("object") or "voucher"}
-        if r.get("categories"):
-            base["categories"] = r["categories"]
-        if r.get("metadata") is not None:
-            base["metadata"] = r["metadata"]
+        cats = r.get("categories")
+        if cats:
+            base["categories"] = cats
+        rmeta = r.get("metadata")
+        if rmeta is not None:
+            base["metadata"] = rmeta
         if failed and all_mode:
             base["status"] = "SKIPPED"
             base["result"] = {"details": {"key": "preceding_validation_failed",
                                           "message": MESSAGES["preceding_validation_failed"]}}
             results[i] = base
             continue
-        if r.get("error") is not None:
-            base["result"] = {"error": r["error"], "details": {"key": r["error"].get("key"),
-                                                               "message": r["error"].get("message")}}
+        err = r.get("error")
+        if err is not None:
+            base["result"] = {"error": err, "details": {"key": err.get("key"), "message": err.get("message")}}
             results[i] = base
             failed = True
             continue
-        key = _state_error(r, now, cust)
+        key = None if (cr.state_free and r is cr.source) else _state_error(r, now, cust)
         if key is not None:
             base["result"] = _error(key, None, f"{base['object']} {base['id']}: {MESSAGES[key]}")
             results[i] = base
             failed = True
             continue
         rctx = ctx
-        rctx["holder_id"] = r.get("holder_id")
-        rctx["counters"] = r.get("counters") or {}
-        rctx["gift_credits"] = r.get("credits")
-        rctx["points_used"] = (r.get("reward") or {}).get("points")
-        rsets = r.get("rules") or ()
-        needs_after = False
-        app_in = []
-        app_ex = []
-        for rs in rsets:
-            needs_after = needs_after or (<RuleSet>rs).needs_total_after
-            app_in.extend((<RuleSet>rs).applicable_to["included"])
-            app_ex.extend((<RuleSet>rs).applicable_to["excluded"])
-        applicable_to = {"included": app_in, "excluded": app_ex}
+        rsets = cr.rules
+        if rsets:
+            rctx["holder_id"] = r.get("holder_id")
+            rctx["counters"] = r.get("counters") or {}
+            rctx["gift_credits"] = r.get("credits")
+            rctx["points_used"] = (r.get("reward") or {}).get("points")
+        needs_after = cr.needs_after
         initial_mode = global_initial
         if cat_ids:
             if any(c in initial_cats for c in cat_ids):
                 initial_mode = True
             elif any(c in discounted_cats for c in cat_ids):
                 initial_mode = False
+        mult = 1
+        bundle = None
+        if cr.bundle is not None:
+            mult, bundle = cr.bundle.match(o, collections)
+            if mult == 0:
+                det = f"{base['object']} {base['id']} cannot be redeemed because of violated validation rules"
+                res = _error("order_rules_violated", None, det + ": bundle conditions not met")
+                res["bundle"] = bundle
+                base["result"] = res
+                results[i] = base
+                failed = True
+                continue
         # Limits and exclusivity only matter for valid redeemables, but they are cheap,
         # so test them before computing the effect (a skipped redeemable changes nothing).
         trial = o.copy() if needs_after else o
-        rctx.pop("total_after", None)
+        if rsets:
+            rctx.pop("total_after", None)
+        applied_state = None
         if needs_after:
             trial.begin_step()
-            _apply(trial, r, applicable_to, collections, prices, cust, rctx, now, initial_mode, once)
+            applied_state = _apply(trial, r, cr, collections, prices, cust, rctx, now, initial_mode, once, mult)
             rctx["total_after"] = trial.total_amount()
         verdict = None
         for rs in rsets:
-            ok, rkey, rmsg = (<RuleSet>rs).check(rctx, o)
+            ok, rkey, rmsg = rs.check(rctx, o)
             if not ok:
                 det = f"{base['object']} {base['id']} cannot be redeemed because of violated validation rules"
-                if (<RuleSet>rs).id:
-                    det += f": {(<RuleSet>rs).id}"
+                if rs.id:
+                    det += f": {rs.id}"
                 verdict = _error(rkey, rmsg, det)
                 break
         if verdict is not None:
@@ -325,17 +615,15 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
             base["result"] = {"details": {"key": skip, "message": MESSAGES[skip]}}
             results[i] = base
             continue
-        before_total = o.total_amount()
         snapshot_needed = skip_no_effect or bool(skip_cats)
         backup = o.copy() if (snapshot_needed and not needs_after) else None
         prev = o
         if needs_after:
             o = trial
-            result = rctx.pop("_result")
         else:
             o.begin_step()
-            result = _apply(o, r, applicable_to, collections, prices, cust, rctx, now, initial_mode, once)
-            rctx.pop("_result", None)
+            applied_state = _apply(o, r, cr, collections, prices, cust, rctx, now, initial_mode, once, mult)
+        result = (<tuple>applied_state)[0]
         no_effect = "discount" in result and o.step_discount_amount == 0 and _items_step(o) == 0
         if no_effect and _skips_no_effect(skip_no_effect, cat_ids, skip_cats, anyway_cats):
             o = backup if backup is not None else prev
@@ -352,10 +640,12 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
             per_cat[c] = per_cat.get(c, 0) + 1
             if kind == 1:
                 per_excl_cat[c] = per_excl_cat.get(c, 0) + 1
+        if bundle is not None:
+            result["bundle"] = bundle
         base["status"] = "APPLICABLE"
         base["order"] = o.to_dict(True, snapshot_items)
-        base["applicable_to"] = _list(_entries(app_in))
-        base["inapplicable_to"] = _list(_entries(app_ex))
+        base["applicable_to"], base["inapplicable_to"] = _coverage(
+            cr, o, (<tuple>applied_state)[1], (<tuple>applied_state)[2], (<tuple>applied_state)[3], collections)
         base["result"] = result
         results[i] = base
     if all_mode and failed:
@@ -376,6 +666,28 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
     if skipped:
         out["skipped_redeemables"] = skipped
     return out
+
+
+cdef set _EMPTY = set()
+
+
+cdef inline set _set(object v):
+    return set(v) if v else _EMPTY
+
+
+cdef list _sorted_order(list meta, dict sr):
+    # Request order, or category hierarchy (ties: request order); joint ones last when asked.
+    cdef Py_ssize_t n = len(meta), k
+    cdef list idx
+    if sr["redeemables_sorting_rule"] == "CATEGORY_HIERARCHY":
+        idx = [k for _, k in sorted([((<tuple>meta[k])[1], k) for k in range(n)])]
+    else:
+        idx = list(range(n))
+    if sr.get("grouped_redeemables_sorting_rule", "JOINT_ALWAYS_LAST") == "JOINT_ALWAYS_LAST":
+        joint = [k for k in idx if (<tuple>meta[k])[2] == 2]
+        if joint:
+            idx = [k for k in idx if (<tuple>meta[k])[2] != 2] + joint
+    return idx
 
 
 cdef long long _items_step(Order o):
@@ -416,16 +728,20 @@ cdef object _limit_key(dict sr, int kind, list cat_ids, long applied, long excl,
     return None
 
 
-cdef dict _apply(Order o, dict r, dict applicable_to, dict collections, dict prices, dict cust, dict rctx,
-                 object now, bint initial_mode, bint once):
+cdef tuple _apply(Order o, dict r, CompiledRedeemable cr, dict collections, dict prices, dict cust, dict rctx,
+                  object now, bint initial_mode, bint once, long long mult):
+    # (result, targets, picks, coverage-by-picks)
     cdef Line ln
-    targets = match_lines(o, applicable_to, collections)
+    cdef list targets = cr.targeting.match(o, collections)
+    cdef list picks = []
+    cdef dict result = {}
+    cdef Plan plan
     if once:
         # ONCE: a line already discounted in this request is taken.
         targets = [(e, [ln for ln in lines if ln.req_discount_amount == 0]) for e, lines in targets]
-    result = {}
     gift = r.get("gift")
     card = r.get("loyalty_card")
+    by_picks = False
     if gift is not None:
         to_items = gift.get("effect") == "APPLY_TO_ITEMS"
         used = apply_gift(o, r.get("credits"), gift.get("balance") or 0, targets, to_items)
@@ -435,22 +751,36 @@ cdef dict _apply(Order o, dict r, dict applicable_to, dict collections, dict pri
         used, _ = apply_points(o, reward.get("points") or 0, reward.get("coin"))
         result["loyalty_card"] = {"points": used}
     else:
-        discount = r.get("discount")
-        if discount is None:
-            raise EngineInputError(f"redeemable {r.get('id')!r} has no discount, gift or loyalty_card")
-        result["discount"] = apply_discount(o, discount, targets, _env(r, cust, rctx, now), initial_mode, prices)
-    rctx["_result"] = result
-    return result
+        plan = cr.plan
+        if plan is None:
+            discount = r.get("discount")
+            if discount is None:
+                raise EngineInputError(f"redeemable {r.get('id')!r} has no discount, gift or loyalty_card")
+            plan = compile_discount(discount)
+        env = _env(r, cust, rctx, now) if (plan.dynamic or plan.item_formula or cr.targeting.needs_env) else None
+        res = plan.apply(o, targets, cr.targeting.explicit, env, initial_mode, prices, mult,
+                         r.get("product_quantity_counters"), picks)
+        result["discount"] = res
+        by_picks = res.get("effect") in ITEM_EFFECTS
+    return result, targets, picks, by_picks
 
 
-def evaluate_single(dict r, Order o, dict customer, object now, dict context, bint check_state=True):
+def evaluate_single(object redeemable, Order o, dict customer, object now, dict context, bint check_state=True):
     """Evaluate one redeemable alone on ``o`` (mutated): ``(ok, result)``.
 
     Used by qualification: no stacking limits, budgets/counters as given in
     ``context`` (qualifications pass none). ``result`` is the APPLICABLE ``result``
-    or the INAPPLICABLE ``{error, details}``.
+    or the INAPPLICABLE ``{error, details}``. With ``context["bundle_missing_ok"]`` an
+    unmet bundle still qualifies and reports ``result.bundle.missing``.
     """
     cdef dict ctx = dict(context)
+    cdef CompiledRedeemable cr
+    cdef RuleSet rs
+    cdef long long mult = 1
+    cdef dict r
+    st = _resolve(redeemable)
+    r = st[0]
+    cr = st[1]
     ctx["customer"] = customer
     ctx["now"] = now
     ctx["holder_id"] = r.get("holder_id")
@@ -459,18 +789,24 @@ def evaluate_single(dict r, Order o, dict customer, object now, dict context, bi
         key = _state_error(r, now, customer)
         if key is not None:
             return False, _error(key, None, MESSAGES[key])
-    app_in = []
-    app_ex = []
-    rsets = r.get("rules") or ()
-    for rs in rsets:
-        app_in.extend((<RuleSet>rs).applicable_to["included"])
-        app_ex.extend((<RuleSet>rs).applicable_to["excluded"])
-    for rs in rsets:
-        ok, rkey, rmsg = (<RuleSet>rs).check(ctx, o)
+    for rs in cr.rules:
+        ok, rkey, rmsg = rs.check(ctx, o)
         if not ok:
             return False, _error(rkey, rmsg, "validation rules violated")
+    collections = ctx.get("collections") or {}
+    bundle = None
+    if cr.bundle is not None:
+        mult, bundle = cr.bundle.match(o, collections)
+        if mult == 0:
+            if not ctx.get("bundle_missing_ok"):
+                res = _error("order_rules_violated", None, "bundle conditions not met")
+                res["bundle"] = bundle
+                return False, res
+            mult = 1
     o.begin_step()
-    result = _apply(o, r, {"included": app_in, "excluded": app_ex}, ctx.get("collections") or {},
-                    ctx.get("prices") or {}, customer, ctx, now, False, False)
-    return True, {"result": result, "applicable_to": _list(_entries(app_in)),
-                  "inapplicable_to": _list(_entries(app_ex))}
+    applied = _apply(o, r, cr, collections, ctx.get("prices") or {}, customer, ctx, now, False, False, mult)
+    result = applied[0]
+    if bundle is not None:
+        result["bundle"] = bundle
+    app, inapp = _coverage(cr, o, applied[1], applied[2], applied[3], collections)
+    return True, {"result": result, "applicable_to": app, "inapplicable_to": inapp}

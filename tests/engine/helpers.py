@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine import compile_rules, evaluate_stack
+from engine.stacking import expand_promotion_stack
 
 DEFAULT_NOW = "2024-01-01T12:00:00Z"
 
@@ -17,13 +18,19 @@ def prepare(case: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]
     context = dict(case.get("context") or {})
     if "collections" in context:
         context["collections"] = {k: set(v) for k, v in context["collections"].items()}
-    redeemables = []
-    for raw in case["redeemables"]:
-        r = dict(raw)
-        if "rules" in r:
-            r["rules"] = [compile_rules(rs) for rs in r["rules"]]
-        redeemables.append(r)
+    redeemables = [_compiled(raw) for raw in case.get("redeemables", [])]
+    stack = case.get("promotion_stack")
+    if stack is not None:
+        tiers = {tid: _compiled(t) for tid, t in stack["tiers"].items()}
+        redeemables = expand_promotion_stack(stack["tier_ids"], tiers, stack.get("id"))
     return redeemables, context
+
+
+def _compiled(raw: dict[str, Any]) -> dict[str, Any]:
+    r = dict(raw)
+    if "rules" in r:
+        r["rules"] = [compile_rules(rs) for rs in r["rules"]]
+    return r
 
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import evaluate_stack
 from tests.engine.helpers import assert_subset, run_case
 
 CASES = [
@@ -28,3 +29,24 @@ def test_case(case: dict) -> None:
     for key, value in out["order"].items():
         if key.endswith("amount"):
             assert isinstance(value, int) and value >= 0, key
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_case_compiled_paths_agree(case: dict) -> None:
+    """Cached definitions (compile_redeemable, directly or under "compiled") give the plain-dict result."""
+    from engine.stacking import compile_redeemable
+    from tests.engine.helpers import parse_now, prepare
+
+    plain = run_case(case)
+    redeemables, context = prepare(case)
+    args = (case["order"], case.get("customer"), parse_now(case.get("now")), case.get("stacking_rules"), context)
+    compiled = [compile_redeemable(r) for r in redeemables]
+    assert evaluate_stack(compiled, *args) == plain
+    keyed = [
+        {
+            "compiled": compile_redeemable({k: v for k, v in r.items() if k in ("discount", "rules")}),
+            **{k: v for k, v in r.items() if k not in ("discount", "rules")},
+        }
+        for r in redeemables
+    ]
+    assert evaluate_stack(keyed, *args) == plain

@@ -188,3 +188,37 @@ def test_partial_respects_limits(limit: int, cat_limit: int, cats: list) -> None
     if per_cat.get("x"):
         assert all(r.get("categories") for r in applied)  # no common one next to an exclusive
     assert out["order"]["total_discount_amount"] == len(applied)
+
+
+@SETTINGS
+@given(
+    items_st,
+    st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(1, 4)), min_size=1, max_size=3),
+    st.integers(1, 4),
+)
+def test_bundle_counts(items: list, rows: list, limit: int) -> None:
+    from engine import compile_rules
+
+    bundle_rules: dict = {"limit": limit}
+    for k, (pid, qty) in enumerate(rows, 1):
+        bundle_rules[str(k)] = {
+            "name": "product.id",
+            "conditions": {"$is": [{"id": pid, "object": "product"}]},
+            "rules": {"1": {"name": "product.quantity", "conditions": {"$more_than_or_equal": [qty]}}},
+        }
+    red = {
+        "id": "B",
+        "discount": {"type": "AMOUNT", "amount_off": 1},
+        "rules": [compile_rules({"bundle_rules": bundle_rules})],
+    }
+    out = evaluate_stack([red], {"items": items}, None, NOW)
+    bundle = out["redeemables"][0]["result"]["bundle"]
+    n = bundle["quantity"]
+    assert 0 <= n <= limit
+    # each cart unit is claimed by one row at most, and never more units than the line has
+    used: dict = {}
+    for ident in bundle["identified"]:
+        used[ident["item_index"]] = used.get(ident["item_index"], 0) + ident["item_quantity"]
+    assert all(used[i] <= items[i]["quantity"] for i in used)
+    assert ("missing" in bundle) == (n == 0)
+    assert (out["redeemables"][0]["status"] == "APPLICABLE") == (n > 0)

@@ -53,3 +53,32 @@ def test_index_sorting_and_results() -> None:
     assert [d["id"] for d in best] == ["promo_a", "promo_any"]
     assert [d["id"] for d in least["data"]] == ["promo_any"] and least["has_more"]
     assert out["order"]["total_amount"] == 1500
+
+
+def test_bundles_in_qualification() -> None:
+    bundle = {
+        "bundle_rules": {
+            "1": {
+                "name": "product.id",
+                "conditions": {"$is": [{"id": "prod_a", "object": "product"}]},
+                "rules": {"1": {"name": "product.quantity", "conditions": {"$more_than_or_equal": [2]}}},
+            }
+        }
+    }
+    cands = [
+        {
+            "id": "promo_b",
+            "object": "promotion_tier",
+            "discount": {"type": "AMOUNT", "amount_off": 100},
+            "rules": [compile_rules(bundle)],
+        }
+    ]
+    order = {"items": [{"product_id": "prod_a", "price": 1000}]}
+    q = Qualifier(cands)
+    # ALL-like scenarios: the bundle must hold (1 of 2 units -> not returned)
+    assert q.qualify(order, None, NOW)["redeemables"]["total"] == 0
+    # scenarios that may ignore the bundle report what is missing
+    out = q.qualify(order, None, NOW, context={"bundle_missing_ok": True})["redeemables"]["data"]
+    assert out[0]["result"]["bundle"]["missing"] == [{"id": "prod_a", "object": "product", "item_quantity": 1}]
+    full = q.qualify({"items": [{"product_id": "prod_a", "price": 1000, "quantity": 2}]}, None, NOW)
+    assert full["redeemables"]["data"][0]["result"]["bundle"]["quantity"] == 1
