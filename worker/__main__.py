@@ -12,6 +12,7 @@ from voucherd.redis_client import create_redis, scripts_for
 from voucherd.settings import Settings
 from worker.base import WorkerContext, discover
 from worker.loop import Consumer
+from worker.webhooks import run_dispatcher
 
 
 async def run_worker(settings: Settings, *, burst: bool = False) -> None:
@@ -19,12 +20,17 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
     redis = create_redis(settings.redis_url)
     ctx = WorkerContext(redis=redis, pool=pool, scripts=scripts_for(redis), settings=settings)
     consumer = Consumer(ctx, discover(), claim_idle_ms=settings.worker_claim_idle_ms)
+    stop_dispatcher = asyncio.Event()  # issue 7: webhook deliveries run beside the consumer
+    dispatcher = None if burst else asyncio.create_task(run_dispatcher(ctx, stop_dispatcher))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, consumer.stop)
     try:
         await consumer.run(burst=burst)
     finally:
+        stop_dispatcher.set()
+        if dispatcher is not None:
+            await asyncio.gather(dispatcher, return_exceptions=True)
         await redis.aclose()
         await pool.close()
 

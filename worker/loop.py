@@ -25,7 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from voucherd import keys
+from voucherd import keys, metrics
 from voucherd.messages import Message
 from worker.base import TRANSIENT_ERRORS, Registry, Retry, Task, TaskStatus, WorkerContext
 
@@ -184,6 +184,7 @@ class Consumer:
             except Exception as exc:
                 return await self._failed(stream_key, task, messages, exc)
         await self.redis.xack(stream_key, GROUP, *[m.id for m in messages])
+        await metrics.observe_messages(self.redis, task.stream, stream_key, [m.id for m in messages])  # issue 7
         for m in messages:
             self._last_error.pop(m.id, None)
         log.info(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from voucherd import async_actions
+from voucherd import async_actions, metrics
 from voucherd.messages import Message
 from worker import operations
 from worker.base import TRANSIENT_ERRORS, WorkerContext, task
@@ -47,6 +47,8 @@ async def run_async_actions(ctx: WorkerContext, messages: list[Message]) -> None
             result, ok = {"message": f"{type(exc).__name__}: {exc}"}, False
         async with ctx.pool.acquire() as conn:
             await async_actions.finish(conn, action_id, ok=ok, result=result)
+        queued = time.time() - row["created_at"].timestamp()  # issue 7: enqueue-to-done per action type
+        await metrics.observe(ctx.redis, row["type"], [queued])
         log.info(
             "async action %s %s %s in %.0f ms",
             action_id,

@@ -1,0 +1,25 @@
+-- Write the live-state HASHes of many imported codes, each with its own fields (voucherd.imports).
+--
+-- KEYS[i]    the state key of the i-th code (all of one project: one hash tag, one slot)
+-- ARGV[1]    mode: "replace" (a new code: drop a stale hash or "missing" marker) or "if_absent" (a code an
+--            earlier attempt of the same import wrote to PostgreSQL: never clobber counters that moved since)
+-- ARGV[1+i]  the i-th code's fields as a JSON object of strings {field: value, ...}
+--
+-- Returns the number of hashes written.
+
+local mode, written = ARGV[1], 0
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local exists = redis.call('EXISTS', key) == 1
+  if mode == 'replace' or not exists or redis.call('HEXISTS', key, 'missing') == 1 then
+    if exists then redis.call('DEL', key) end
+    local flat = {}
+    for field, value in pairs(cjson.decode(ARGV[1 + i])) do
+      flat[#flat + 1] = field
+      flat[#flat + 1] = value
+    end
+    redis.call('HSET', key, unpack(flat))
+    written = written + 1
+  end
+end
+return written
