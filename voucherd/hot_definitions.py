@@ -37,6 +37,9 @@ class ProjectDefinitions:
     # (related_object, source_id) -> id, so cart items given by source_id resolve to catalog ids
     source_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     sku_products: dict[str, str] = field(default_factory=dict)
+    # Loyalty rewards (issue 9): reward id -> {id, name, type, parameters}; campaign id -> reward id -> assignment
+    rewards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reward_assignments: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     loaded_at: float = 0.0
     # Built on first use by voucherd.qualifications, then kept with these definitions.
     qualifier: Any = None
@@ -133,6 +136,8 @@ async def load(conn: asyncpg.Connection, project_id: str, version: int) -> Proje
             str(p["id"]) for p in row["products"] or [] if isinstance(p, dict) and p.get("id")
         }
 
+    await _load_rewards(conn, project_id, defs)
+
     rows = await conn.fetch(
         """SELECT a.related_object_id, r.* FROM validation_rules_assignments a
            JOIN validation_rules r ON r.id = a.rule_id AND r.project_id = a.project_id
@@ -152,6 +157,23 @@ async def load(conn: asyncpg.Connection, project_id: str, version: int) -> Proje
         defs.raw_rules.setdefault(row["related_object_id"], []).append(raw)
         defs.rules.setdefault(row["related_object_id"], []).append(engine.compile_rules(raw, defs.collections))
     return defs
+
+
+async def _load_rewards(conn: asyncpg.Connection, project_id: str, defs: ProjectDefinitions) -> None:
+    for row in await conn.fetch("SELECT id, name, type, parameters FROM rewards WHERE project_id = $1", project_id):
+        defs.rewards[row["id"]] = {
+            "id": row["id"],
+            "name": row["name"],
+            "type": row["type"],
+            "parameters": row["parameters"] or {},
+        }
+    for row in await conn.fetch(
+        "SELECT id, reward_id, campaign_id, points FROM reward_assignments WHERE project_id = $1", project_id
+    ):
+        defs.reward_assignments.setdefault(row["campaign_id"], {})[row["reward_id"]] = {
+            "id": row["id"],
+            "points": row["points"],
+        }
 
 
 class DefinitionsCache:

@@ -15,9 +15,10 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from voucherd import customers, metadata_schemas, products
+from voucherd import customers, loyalty_earning, metadata_schemas, products
 from voucherd.errors import InvalidPayload, NotFound
 from voucherd.ids import new_id
+from voucherd.redeem_request import MAX_MONEY
 from voucherd.timeutil import iso
 
 STATUSES = ("CREATED", "PAID", "CANCELED", "FULFILLED")
@@ -189,6 +190,8 @@ async def _item(conn: asyncpg.Connection, project_id: str, raw: Any, index: int)
         price = catalog_price
     if amount is None and price is not None:
         amount = price * (quantity if quantity is not None else 1)
+    if amount is not None and amount > MAX_MONEY:
+        raise InvalidPayload(f"Property .items[{index}].amount should be at most {MAX_MONEY}")
 
     item: dict[str, Any] = {"id": new_id("ordli"), "object": "order_item"}
     if sku is not None:
@@ -285,6 +288,8 @@ async def _fields(
         fields["items_discount_amount"] = sum(i.get("discount_amount", 0) for i in items)
         if "amount" not in fields and any("amount" in i for i in items):
             fields["amount"] = sum(i.get("amount", 0) for i in items)
+        if max(fields.get("amount") or 0, fields["items_discount_amount"]) > MAX_MONEY:
+            raise InvalidPayload(f"Property .items add up to more than {MAX_MONEY}")
     metadata = customers.checked_metadata(body.get("metadata"))
     if metadata is not None:
         await metadata_schemas.check(conn, project_id, "order", metadata)
@@ -341,6 +346,9 @@ async def upsert_from_request(
         else:
             row = existing
         await _after_write(conn, project_id, existing, row)
+        await loyalty_earning.record_order(conn, project_id, existing, row)  # issue 9: order.paid earning trigger
+    if redis is not None and row["status"] == "PAID":
+        await loyalty_earning.ring(redis, [project_id])  # issue 9: wake the worker's loyalty task
     return order_view(row)
 
 

@@ -16,6 +16,7 @@ from voucherd.errors import DuplicatedRedeemables, InvalidPayload, InvalidRedeem
 MAX_REDEEMABLES = 30
 MAX_ORDER_ITEMS = 500
 MAX_ID_LENGTH = 300
+MAX_MONEY = 10**15  # any amount, line or order total: far above real carts, far below int64 overflow
 REDEEMABLE_OBJECTS = ("voucher", "promotion_tier", "promotion_stack")
 EXPAND_OPTIONS = ("order", "redeemable", "redemption", "category")
 TTL_UNITS = {
@@ -93,7 +94,7 @@ def _money(value: Any, where: str, *, minimum: int = 0) -> int | None:
         raise InvalidPayload(f"Property {where} should be an integer (amounts are in the smallest currency unit)")
     if value < minimum:
         raise InvalidPayload(f"Property {where} should be >= {minimum}")
-    if value > 10**15:
+    if value > MAX_MONEY:
         raise InvalidPayload(f"Property {where} is too large")
     return int(value)
 
@@ -156,6 +157,7 @@ def parse_order(value: Any) -> dict[str, Any]:
             raise InvalidPayload("Property .order.items should be array")
         if len(items) > MAX_ORDER_ITEMS:
             raise InvalidPayload(f"Property .order.items should have at most {MAX_ORDER_ITEMS} items")
+        items_total = 0
         for i, item in enumerate(items):
             where = f".order.items[{i}]"
             if not isinstance(item, dict):
@@ -169,6 +171,12 @@ def parse_order(value: Any) -> dict[str, Any]:
                 raise InvalidPayload(f"Property {where}.quantity should be an integer between 0 and 1000000")
             for name in ("price", "amount", "discount_amount"):
                 _money(item.get(name), f"{where}.{name}")
+            line = item["amount"] if item.get("amount") is not None else item.get("price")
+            if line is not None and item.get("amount") is None and quantity is not None:
+                line *= quantity
+            items_total += line or 0
+            if items_total > MAX_MONEY:
+                raise InvalidPayload(f"Property .order.items add up to more than {MAX_MONEY}")
     metadata = value.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidPayload("Property .order.metadata should be object")

@@ -80,6 +80,7 @@ def _voucher(defs: ProjectDefinitions, request: Redeemable, live: VoucherLive) -
         "locked": live.held.get("redeemed", 0),
         "holder_id": state.get("holder_id") or None,
         "is_referral_code": bool(own.get("is_referral_code")),
+        "referrer_id": (state.get("holder_id") or None) if own.get("is_referral_code") else None,
         "metadata": own.get("metadata") or {},
         "categories": _categories(defs, own.get("category_id") or (campaign or {}).get("category_id")),
         "rules": [*defs.rules.get(state.get("campaign_id") or "", []), *defs.rules.get(state.get("id", ""), [])],
@@ -95,10 +96,30 @@ def _voucher(defs: ProjectDefinitions, request: Redeemable, live: VoucherLive) -
         }
         entry["credits"] = request.credits
     elif voucher_type == "LOYALTY_CARD":
-        entry["loyalty_card"] = {"balance": live.int_field("points") - live.held.get("points", 0)}
-        if request.reward_id is not None:
-            # Rewards (pay with points) arrive with the loyalty issue; until then the reward is unknown.
-            entry["error"] = not_found("reward", request.reward_id)
+        balance = live.int_field("points") - live.held.get("points", 0)
+        entry["loyalty_card"] = {"balance": balance}
+        reward = _coin_reward(defs, request, state.get("campaign_id") or "")
+        if request.reward_id is None:
+            entry["error"] = {
+                "code": 400,
+                "key": "missing_reward",
+                "message": "Missing reward",
+                "details": f"Loyalty card {request.id} is redeemed with a reward: send reward.id",
+            }
+        elif reward is None:
+            entry["error"] = {
+                **not_found("reward", str(request.reward_id)),
+                "details": f"Cannot find a pay-with-points reward {request.reward_id} of this card's program",
+            }
+        else:
+            # Without points asked for, as many as the order needs (the engine caps them at its total).
+            entry["reward"] = {
+                "points": request.reward_points or max(balance, 0),
+                "coin": reward["coin"],
+                "id": request.reward_id,
+                "assignment_id": reward["assignment_id"],
+                "name": reward["name"],
+            }
     else:
         discount = own.get("discount") or template.get("discount")
         if discount is None:
@@ -106,6 +127,15 @@ def _voucher(defs: ProjectDefinitions, request: Redeemable, live: VoucherLive) -
         else:
             entry["discount"] = discount
     return Resolved(request, entry, "voucher", voucher=live, campaign=campaign, own=own)
+
+
+def _coin_reward(defs: ProjectDefinitions, request: Redeemable, campaign_id: str) -> dict[str, Any] | None:
+    """The COIN parameters of the requested reward, when it is assigned to the card's program."""
+    assignment = defs.reward_assignments.get(campaign_id, {}).get(request.reward_id or "")
+    reward = defs.rewards.get(request.reward_id or "")
+    if assignment is None or reward is None or reward["type"] != "COIN":
+        return None
+    return {"coin": reward["parameters"].get("coin") or {}, "assignment_id": assignment["id"], "name": reward["name"]}
 
 
 def _tier(defs: ProjectDefinitions, request: Redeemable, tier: dict[str, Any], counts: dict[str, int]) -> Resolved:

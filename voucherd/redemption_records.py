@@ -24,6 +24,7 @@ from typing import Any
 
 import asyncpg
 
+from voucherd import loyalty_earning, webhooks
 
 STREAM = "redemptions"
 
@@ -123,6 +124,10 @@ async def persist(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> int
         await _upsert_customers(conn, customers)
         await _upsert_orders(conn, orders)
         await _apply_counters(conn, [bodies[i] for i in inserted])
+        # Webhook outbox (issue 7): in this transaction, so webhooks describe only committed redemptions.
+        await webhooks.enqueue_redemptions(conn, [bodies[i] for i in inserted])
+        # Loyalty (issue 9): credits/points transactions and order.paid earning triggers, in this transaction.
+        await loyalty_earning.record_redemptions(conn, [bodies[i] for i in inserted])
         if rolled_back:
             await conn.executemany(
                 """UPDATE redemptions

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from voucherd import redemption_records
+from voucherd import loyalty_earning, redemption_records
 from voucherd.messages import Message
 from worker.base import WorkerContext, task
 
@@ -11,3 +11,4 @@ from worker.base import WorkerContext, task
 async def persist_redemptions(ctx: WorkerContext, messages: list[Message]) -> None:
     async with ctx.pool.acquire() as conn:
         await redemption_records.persist(conn, [m.payload for m in messages])
+    await loyalty_earning.ring(ctx.redis, [m.payload["project_id"] for m in messages if m.payload.get("project_id")])
