@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-faults install compile servers lint mypy bench clean
+.PHONY: run test test-faults install compile servers lint mypy bench loadtest loadtest-smoke clean
 
 run: install servers
 	$(VENV)/bin/voucherd run
@@ -41,6 +41,13 @@ mypy: install
 
 bench: install
 	$(PY) loadtests/bench_engine.py
+
+# The performance table (loadtests/report/REPORT.md); VOUCHERIFY_HOST + VOUCHERD_APP_ID/TOKEN target a running server.
+loadtest: install
+	$(PY) -m loadtests.run
+
+loadtest-smoke: install
+	$(PY) -m loadtests.run --smoke --out loadtests/report/smoke
 
 clean:
 	rm -rf build engine/*.c engine/*.so engine/*.html .pytest_cache

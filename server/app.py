@@ -24,7 +24,10 @@ from server.resources import (
     events,
     floor,
     health,
+    imports,
+    loyalties,
     metadata_schemas,
+    metrics,
     orders,
     products,
     projects,
@@ -32,12 +35,14 @@ from server.resources import (
     publications,
     qualifications,
     redemptions,
+    rewards,
     segments,
     stacking_rules,
     validation_rules,
     validations,
     voucher_checkout,
     vouchers,
+    webhooks,
 )
 from voucherd.auth import KeyCache
 from voucherd.checkout import Services
@@ -56,6 +61,9 @@ ROUTES = [
     *projects.routes,
     *categories.routes,
     *async_actions.routes,
+    *imports.routes,  # issue 7; before the routes whose {param} would take /import, /bulk, …
+    *webhooks.routes,  # issue 7
+    *metrics.routes,  # issue 7
     *customers.routes,
     *segments.routes,
     *products.routes,
@@ -63,6 +71,8 @@ ROUTES = [
     *events.routes,
     *metadata_schemas.routes,
     *publications.routes,
+    *loyalties.routes,  # issue 9
+    *rewards.routes,  # issue 9
     *validation_rules.routes,
     *promotions.routes,
     *stacking_rules.routes,

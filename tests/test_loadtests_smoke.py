@@ -1,0 +1,41 @@
+"""The load-test suites still work: ``make loadtest-smoke`` against a throw-away stack, a few seconds per suite.
+
+It fails on request errors (a 4xx/5xx, an inapplicable code, a failed timed run), never on latency:
+speed is measured by ``make loadtest``, not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_every_suite_runs_without_request_errors(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("VOUCHERIFY_HOST", "REDIS_URL", "DATABASE_URL")}
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests.run", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=200,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    results = json.loads((tmp_path / "results.json").read_text())
+    ran = {name for name, suite in results["suites"].items() if "fixed" in suite}
+    assert {"floor", "validation", "redemption", "stack_validation", "stack_redemption"} <= ran
+    for name in ran:
+        assert results["suites"][name]["fixed"]["count"] > 0, name
+    assert all(row.get("ok") for row in results["timed"])
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "code validation" in report and (tmp_path / "latency_vs_load.png").exists()
