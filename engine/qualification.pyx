@@ -19,6 +19,15 @@ from engine.stacking import compile_redeemable, evaluate_single
 SORTING_RULES = ("DEFAULT", "BEST_DEAL", "LEAST_DEAL")
 
 
+cdef long long _applied(Order o):
+    """What to_dict reports as total_applied_discount_amount for this step, without rendering."""
+    cdef Line ln
+    cdef long long total = o.step_discount_amount
+    for ln in o.lines:
+        total += ln.step_discount_amount
+    return total
+
+
 cdef class Qualifier:
     """Compiled, indexed candidates; build once per definitions version, reuse per request."""
     cdef list candidates
@@ -83,18 +92,30 @@ cdef class Qualifier:
                     hits = self.by_id.get(key)
                     if hits:
                         picked.update(hits)
-        data = []
+        found = []
         if picked:
             # Render the untouched step view once: every candidate's copy inherits the cached
             # item dicts, so only the lines a candidate changes are rendered again.
             base.begin_step()
             base.to_dict(True, True)
         for i in sorted(picked):
-            c = self.candidates[i]
             o = base.copy()
             ok, res = evaluate_single(self.prepared[i], o, cust, now, ctx)
-            if not ok:
-                continue
+            if ok:
+                found.append((self.candidates[i].get("created_at") or "", _applied(o), i, o, res))
+        # Sort on what the evaluation left in the Order, then render only what the page keeps:
+        # turning a result into dicts costs more than evaluating it.
+        if sorting_rule == "DEFAULT":
+            found.sort(key=lambda f: f[0], reverse=True)
+        else:
+            sign = -1 if sorting_rule == "BEST_DEAL" else 1
+            found.sort(key=lambda f: sign * f[1])
+        total = len(found)
+        has_more = limit is not None and total > limit
+        kept = found if limit is None else found[:limit]
+        data = []
+        for _created, _deal, i, o, res in kept:
+            c = self.candidates[i]
             item = {"id": c.get("id"), "object": c.get("object") or "voucher"}
             if c.get("created_at") is not None:
                 item["created_at"] = c["created_at"]
@@ -104,15 +125,6 @@ cdef class Qualifier:
                 if c.get(k) is not None:
                     item[k] = c[k]
             data.append(item)
-        if sorting_rule == "DEFAULT":
-            data.sort(key=lambda d: d.get("created_at") or "", reverse=True)
-        else:
-            sign = -1 if sorting_rule == "BEST_DEAL" else 1
-            data.sort(key=lambda d: sign * d["order"]["total_applied_discount_amount"])
-        total = len(data)
-        has_more = limit is not None and total > limit
-        if limit is not None:
-            data = data[:limit]
         return {
             "redeemables": {"object": "list", "data_ref": "data", "data": data, "total": total,
                             "has_more": has_more},

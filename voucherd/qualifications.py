@@ -260,11 +260,18 @@ def _sort_key(item: dict[str, Any], rule: str) -> tuple[Any, ...]:
 
 
 def _evaluate(
-    qualifier: Any, order: Any, customer: dict[str, Any], now: datetime, rule: str, context: dict[str, Any]
+    qualifier: Any,
+    order: Any,
+    customer: dict[str, Any],
+    now: datetime,
+    rule: str,
+    context: dict[str, Any],
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
+    """The applicable ones, best first by ``rule``; with ``limit``, only that many are rendered."""
     if len(qualifier) == 0:
         return []
-    found = qualifier.qualify(order, customer, now, rule, context)
+    found = qualifier.qualify(order, customer, now, rule, context, limit)
     data = found["redeemables"]
     items: list[dict[str, Any]] = data["data"] if isinstance(data, dict) else data
     return items
@@ -346,8 +353,11 @@ async def qualify(services: Services, project_id: str, request: QualificationReq
     rule = request.sorting_rule
     boundary = _normalized(request.starting_after) if request.starting_after is not None else None
 
-    def evaluate(qualifier: Any) -> list[dict[str, Any]]:
-        return _evaluate(qualifier, order, engine_customer, now, rule, context)
+    # A first page of a deal sorting needs only its own items (plus one, for has_more) rendered.
+    page_limit = request.limit + 1 if boundary is None else None
+
+    def evaluate(qualifier: Any, limit: int | None = None) -> list[dict[str, Any]]:
+        return _evaluate(qualifier, order, engine_customer, now, rule, context, limit)
 
     wallet_candidates = [c for c in _wallet_candidates(defs, live) if _matches(_facts(c, defs), request.filters)]
     wallet = evaluate(engine.Qualifier(wallet_candidates)) if wallet_candidates else []
@@ -358,11 +368,11 @@ async def qualify(services: Services, project_id: str, request: QualificationReq
         shared = _shared(defs)
         if request.filters:
             chosen = [c for c in shared.candidates if _matches(_facts(c, defs), request.filters)]
-            data = evaluate(engine.Qualifier(chosen))
+            data = evaluate(engine.Qualifier(chosen), page_limit)
         elif rule == "DEFAULT":
             data = _newest_first(shared, wallet, request.limit + 1, boundary, evaluate)
         else:
-            data = evaluate(shared.everything)
+            data = evaluate(shared.everything, page_limit)
     data += wallet
     if request.scenario in ("PRODUCTS", "PRODUCTS_DISCOUNT", "PRODUCTS_BY_CUSTOMER", "PRODUCTS_DISCOUNT_BY_CUSTOMER"):
         data = [d for d in data if (d.get("applicable_to") or {}).get("total")]
