@@ -28,6 +28,7 @@ from server.resources import (
     loyalties,
     metadata_schemas,
     metrics,
+    openapi,
     orders,
     products,
     projects,
@@ -57,6 +58,7 @@ from voucherd.settings import Settings
 # One line per resource module, so parallel additions do not collide.
 ROUTES = [
     *health.routes,
+    *openapi.routes,  # issue 11
     *floor.routes,
     *projects.routes,
     *categories.routes,

@@ -1,7 +1,13 @@
-"""Reading request bodies: size limit, content type, JSON decoding."""
+"""Reading request bodies: size limit, content type, JSON decoding, and the shape limits every body obeys.
+
+The shape limits (nesting depth, length of identifying strings, numbers JavaScript can hold, no NUL
+characters, which PostgreSQL text cannot store) are checked by a walk over the decoded body, run
+only when a cheap scan of the raw bytes says the body could break one of them.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -9,6 +15,14 @@ from starlette.requests import Request
 
 from server.context import context
 from voucherd.errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
+
+MAX_DEPTH = 64
+MAX_ID_LENGTH = 300  # ids, codes, source ids and names, wherever they sit in a body (metadata aside)
+MAX_SAFE_INTEGER = 2**53 - 1  # the largest integer every SDK (JavaScript included) reads exactly
+ID_FIELDS = frozenset(
+    ("id", "code", "source_id", "name", "tracking_id", "product_id", "sku_id", "customer_id", "campaign_id", "key")
+)
+_BIG_NUMBER = re.compile(rb"\d{16}|\d[eE]")
 
 
 async def read_raw(request: Request) -> bytes:
@@ -40,10 +54,55 @@ async def read_json(request: Request) -> Any:
     content_type = request.headers.get("content-type", "")
     if content_type and "json" not in content_type.lower():
         raise UnsupportedMediaType(f"Send the body as application/json, not {content_type}.")
+    return decode(raw)
+
+
+def decode(raw: bytes) -> Any:
+    """JSON bytes to Python, within the shape limits; 400 ``invalid_payload`` otherwise."""
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidPayload(f"The request body is not valid JSON: {exc}") from None
+    if _may_break_limits(raw):
+        check_shape(body)
+    return body
+
+
+def _may_break_limits(raw: bytes) -> bool:
+    return (
+        raw.count(b"{") + raw.count(b"[") > MAX_DEPTH
+        or b"\\u0000" in raw
+        or b'\\"' in raw  # escaped quotes hide a string's length from the split below
+        or (len(raw) > MAX_ID_LENGTH and max(map(len, raw.split(b'"'))) > MAX_ID_LENGTH)
+        or _BIG_NUMBER.search(raw) is not None
+    )
+
+
+def check_shape(body: Any) -> None:
+    """Refuse (400 ``invalid_payload``) a body nested deeper than ``MAX_DEPTH``, with an identifying string
+    longer than ``MAX_ID_LENGTH``, a number beyond ``MAX_SAFE_INTEGER`` or a NUL character."""
+    stack: list[tuple[Any, str, int, bool]] = [(body, "", 1, False)]
+    while stack:
+        value, where, depth, in_metadata = stack.pop()
+        if isinstance(value, dict):
+            if depth > MAX_DEPTH:
+                raise InvalidPayload(f"The request body is nested deeper than {MAX_DEPTH} levels")
+            for key, item in value.items():
+                if "\x00" in key:
+                    raise InvalidPayload(f"Property {where} has a key with a NUL character")
+                path = f"{where}.{key}"
+                if key in ID_FIELDS and not in_metadata and isinstance(item, str) and len(item) > MAX_ID_LENGTH:
+                    raise InvalidPayload(f"Property {path} should be at most {MAX_ID_LENGTH} characters")
+                stack.append((item, path, depth + 1, in_metadata or key == "metadata"))
+        elif isinstance(value, list):
+            if depth > MAX_DEPTH:
+                raise InvalidPayload(f"The request body is nested deeper than {MAX_DEPTH} levels")
+            stack.extend((item, f"{where}[{index}]", depth + 1, in_metadata) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise InvalidPayload(f"Property {where or '(body)'} contains a NUL character")
+        elif isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
+            raise InvalidPayload(f"Property {where or '(body)'} is out of range (at most {MAX_SAFE_INTEGER})")
 
 
 async def read_object(request: Request, *, required: bool = True) -> dict[str, Any]:

@@ -126,13 +126,15 @@ def _check_discount(discount: Any, where: str) -> dict[str, Any]:
         raise InvalidPayload(f"Property {where}.{value_field} is required for a {kind} discount")
     if value is not None and (not _is_number(value) or value < 0):
         raise InvalidPayload(f"Property {where}.{value_field} should be a non-negative number")
+    if kind != "PERCENT" and value is not None and not _is_int(value):  # money: integer minor units
+        raise InvalidPayload(f"Property {where}.{value_field} should be an integer")
     if kind == "PERCENT" and value is not None and value > 100:
         raise InvalidPayload(f"Property {where}.percent_off should be at most 100")
     for limit in ("amount_limit", "aggregated_amount_limit"):
         if discount.get(limit) is not None and (not _is_number(discount[limit]) or discount[limit] < 0):
             raise InvalidPayload(f"Property {where}.{limit} should be a non-negative number")
-    if discount.get("aggregated_amount_limit") is not None and not _is_int(discount["aggregated_amount_limit"]):
-        raise InvalidPayload(f"Property {where}.aggregated_amount_limit should be an integer")
+        if discount.get(limit) is not None and not _is_int(discount[limit]):
+            raise InvalidPayload(f"Property {where}.{limit} should be an integer")
     return discount
 
 

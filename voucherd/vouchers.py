@@ -166,9 +166,11 @@ def check_discount(value: Any, name: str = "discount") -> dict[str, Any]:
         has_formula = True
     if value.get(required) is None and not has_formula:
         raise InvalidVoucher(f"Property .{name}.{required} is required for a {kind} discount")
-    for field in ("amount_off", "percent_off", "fixed_amount", "amount_limit", "unit_off"):
+    if value.get("percent_off") is not None:
+        value["percent_off"] = check_number(value["percent_off"], f"{name}.percent_off", InvalidVoucher)
+    for field in ("amount_off", "fixed_amount", "amount_limit"):  # money: integer minor units
         if value.get(field) is not None:
-            value[field] = check_number(value[field], f"{name}.{field}", InvalidVoucher)
+            value[field] = check_int(value[field], f"{name}.{field}", error=InvalidVoucher)
     if value.get("percent_off") is not None and value["percent_off"] > 100:
         raise InvalidVoucher(f"Property .{name}.percent_off should be at most 100")
     for field in ("unit_off", "aggregated_amount_limit"):
