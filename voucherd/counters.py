@@ -39,8 +39,8 @@ class Group:
     event: dict[str, Any] = field(default_factory=dict)
 
 
-def _opt(value: int | None) -> str | int:
-    return "" if value is None else value
+def _opt(value: int | None) -> str:
+    return "" if value is None else str(value)
 
 
 async def apply(
@@ -61,30 +61,43 @@ async def apply(
         raise ValueError("LOCK mode needs a session key")
     key_index: dict[str, int] = {}
 
-    def index(key: str | None) -> str | int:
+    def index(key: str | None) -> int:
         if key is None:
-            return ""
+            return 0
         if key not in key_index:
             key_index[key] = len(key_index) + 1
         return key_index[key]
 
     stream = index(stream_key) if stream_key else 0
+    plan = {
+        "mode": mode,
+        "now": str(now_ms),
+        "session": session_key,
+        "until": str(lock_until_ms),
+        "stream": stream,
+        "groups": [
+            {
+                "reason": group.reason,
+                "ops": [
+                    [
+                        index(op.key),
+                        op.field,
+                        str(op.delta),
+                        _opt(op.max),
+                        op.max_field,
+                        _opt(op.min),
+                        index(op.lock_key),
+                        index(op.lock_amounts_key),
+                        op.reason,
+                    ]
+                    for op in group.ops
+                ],
+            }
+            for group in groups
+        ],
+    }
     common = orjson.dumps(event or {})[1:-1] or b'"request":null'
-    args: list[Any] = [mode, now_ms, session_key, lock_until_ms, stream, common, len(groups)]
-    for group in groups:
-        args += [group.reason, orjson.dumps(group.event), len(group.ops)]
-        for op in group.ops:
-            args += [
-                index(op.key),
-                op.field,
-                op.delta,
-                _opt(op.max),
-                op.max_field,
-                _opt(op.min),
-                index(op.lock_key),
-                index(op.lock_amounts_key),
-                op.reason,
-            ]
+    args: list[Any] = [orjson.dumps(plan), common, *(orjson.dumps(group.event) for group in groups)]
     raw = await scripts.apply_counters(keys=list(key_index), args=args)
     results: list[str] = orjson.loads(raw)
     return results

@@ -54,10 +54,11 @@ def period_suffix(now: datetime, period: str) -> str:
 def fields(scope: str, now: datetime, customer_id: str | None) -> dict[str, str]:
     """Rule name -> counter field, for one redeemable. ``customer_id`` None: the read script's placeholder."""
     who = customer_id if customer_id is not None else CUSTOMER
+    suffixes = {period: period_suffix(now, period) for period in ("", "d", "w", "m")}
     out = {}
     for rule, (prefix, period) in RULE_FIELDS.items():
         owner = f"c:{who}:" if prefix == "c" else "i:"
-        out[rule] = f"{owner}{scope}{period_suffix(now, period)}"
+        out[rule] = f"{owner}{scope}{suffixes[period]}"
     return out
 
 

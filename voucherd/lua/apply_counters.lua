@@ -7,45 +7,45 @@
 -- mode LOCK under one session key, then commit each slot with that key; a failed
 -- reservation releases the others. One slot per project keeps that unnecessary.)
 --
--- ARGV[1]  mode: ALL (any failing group fails every group), PARTIAL (failing groups are
---          left out), or LOCK (record reservations under the session instead of moving counters)
--- ARGV[2]  now, epoch milliseconds (locks that expired before it are discarded)
--- ARGV[3]  session key, or "" (its own reservations do not count against it, and a
---          commit consumes them)
--- ARGV[4]  session expiry, epoch ms (LOCK mode)
--- ARGV[5]  stream KEYS index for the event, or 0 for none
--- ARGV[6]  the event's common JSON part (an object's inside, without braces)
--- ARGV[7]  number of groups G
--- then for each group g = 1..G:
---   reason key reported if the group fails (e.g. quantity_exceeded)
---   the group's event JSON (an object), appended to "applied" when the group applies
---   number of ops N, then N ops of 9 values each:
---     key index, field, delta, max, max field, min, lock zset key index, lock amounts key index,
---     the op's own reason key when it fails ("" = the group's)
---   where "" means absent; max/min bound the field's value after the delta; a max field
---   names a field of the same hash holding the max ("" there means unlimited); a lock
---   key pair makes live reservations of other sessions count as already taken.
+-- ARGV[1]  the plan, one JSON object (one argument packs far cheaper than a hundred):
+--   mode     ALL (any failing group fails every group), PARTIAL (failing groups are left out),
+--            or LOCK (record reservations under the session instead of moving counters)
+--   now      epoch ms, as a string (locks that expired before it are discarded)
+--   session  the request's session key or "" (its own reservations do not count against it,
+--            and a commit consumes them)
+--   until    session expiry, epoch ms as a string (LOCK mode)
+--   stream   KEYS index of the stream for the event, 0 for none
+--   groups   [{reason, ops: [[key index, field, delta, max, max field, min, lock zset key index,
+--            lock amounts key index, reason], ...]}, ...]
+--            Numbers are strings ("" = absent). max/min bound the field's value after the delta;
+--            a max field names a field of the same hash holding the max ("" there = unlimited);
+--            a lock key pair makes live reservations of other sessions count as taken; an op's
+--            reason is reported when its guard fails ("" = the group's).
+-- ARGV[2]  the event's common JSON part (an object's inside, without braces)
+-- ARGV[2 + g]  group g's event JSON (an object), appended to "applied" when the group applies
 --
 -- Returns a JSON array: for each group, "ok" or its reason key.
 
-local mode, now, session = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local lock_until, stream_index, common = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local plan = cjson.decode(ARGV[1])
+local mode, now, session = plan.mode, tonumber(plan.now), plan.session
+local lock_until, stream_index, common = plan['until'], tonumber(plan.stream), ARGV[2]
+
+local function num(value)
+  if value == nil or value == '' then return nil end
+  return tonumber(value)
+end
 
 local groups = {}
-local pos = 8
-for g = 1, tonumber(ARGV[7]) do
-  local group = { reason = ARGV[pos], event = ARGV[pos + 1], ops = {} }
-  local n = tonumber(ARGV[pos + 2])
-  pos = pos + 3
-  for i = 1, n do
+for g, spec in ipairs(plan.groups) do
+  local group = { reason = spec.reason, event = ARGV[2 + g], ops = {} }
+  for i, op in ipairs(spec.ops) do
     group.ops[i] = {
-      key = KEYS[tonumber(ARGV[pos])], field = ARGV[pos + 1], delta = tonumber(ARGV[pos + 2]),
-      max = tonumber(ARGV[pos + 3]), max_field = ARGV[pos + 4], min = tonumber(ARGV[pos + 5]),
-      zkey = ARGV[pos + 6] ~= '' and KEYS[tonumber(ARGV[pos + 6])] or nil,
-      akey = ARGV[pos + 7] ~= '' and KEYS[tonumber(ARGV[pos + 7])] or nil,
-      reason = ARGV[pos + 8],
+      key = KEYS[op[1]], field = op[2], delta_raw = op[3], delta = tonumber(op[3]),
+      max = num(op[4]), max_field = op[5], min = num(op[6]),
+      zkey = op[7] ~= 0 and KEYS[op[7]] or nil,
+      akey = op[8] ~= 0 and KEYS[op[8]] or nil,
+      reason = op[9],
     }
-    pos = pos + 9
   end
   groups[g] = group
 end
@@ -112,7 +112,7 @@ local function apply(group)
         redis.call('HSET', op.akey, session, cjson.encode(held))
       end
     else
-      redis.call('HINCRBY', op.key, op.field, op.delta)
+      redis.call('HINCRBY', op.key, op.field, op.delta_raw)
       if session ~= '' and op.zkey then
         redis.call('ZREM', op.zkey, session)
         redis.call('HDEL', op.akey, session)
