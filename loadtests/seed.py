@@ -40,11 +40,23 @@ class Scale:
     tiers_per_campaign: int = 100
     customers: int = 10_000
     products: int = 1_000
+    wallet_customers: int = 5
+    wallet_codes: int = 200  # codes published to each wallet customer
     threads: int = 8
 
 
 FULL = Scale()
-SMOKE = Scale(coupons=200, code_sample=200, gift_cards=10, tiers=20, tiers_per_campaign=10, customers=30, products=20)
+SMOKE = Scale(
+    coupons=200,
+    code_sample=200,
+    gift_cards=10,
+    tiers=20,
+    tiers_per_campaign=10,
+    customers=30,
+    products=20,
+    wallet_customers=2,
+    wallet_codes=20,
+)
 
 
 def _tag() -> str:
@@ -200,6 +212,31 @@ def list_codes(api: Api, campaign_name: str, wanted: int) -> list[str]:
     return codes[:wanted]
 
 
+def seed_wallets(api: Api, tag: str, scale: Scale) -> list[str]:
+    """Customers holding ``wallet_codes`` published codes each, for qualifications' CUSTOMER_WALLET part."""
+    campaign = api.post(
+        "/v1/campaigns",
+        {
+            "name": f"{tag}-wallets",
+            "campaign_type": "DISCOUNT_COUPONS",
+            "type": "AUTO_UPDATE",
+            "voucher": {"type": "DISCOUNT_VOUCHER", "discount": {"type": "AMOUNT", "amount_off": 150}},
+        },
+    )
+
+    def fill(i: int) -> str:
+        source_id = f"{tag}-wallet-{i}"
+        for start in range(0, scale.wallet_codes, 50):  # a publication hands out at most 50 codes
+            count = min(50, scale.wallet_codes - start)
+            api.post(
+                "/v1/publications",
+                {"customer": {"source_id": source_id}, "campaign": {"id": campaign["id"], "count": count}},
+            )
+        return source_id
+
+    return parallel(fill, range(scale.wallet_customers), scale.threads)
+
+
 def seed(target: Target, scale: Scale, log: Any = print) -> dict[str, Any]:
     api = Api(target)
     tag = _tag()
@@ -223,6 +260,7 @@ def seed(target: Target, scale: Scale, log: Any = print) -> dict[str, Any]:
         f"coupon campaign of {scale.coupons} codes", create_coupon_campaign, api, campaign_name, scale.coupons
     )
     codes = step("listing codes", list_codes, api, campaign_name, scale.code_sample)
+    wallets = step(f"{scale.wallet_customers} wallets of {scale.wallet_codes} codes", seed_wallets, api, tag, scale)
     return {
         "tag": tag,
         "url": target.url,
@@ -231,6 +269,7 @@ def seed(target: Target, scale: Scale, log: Any = print) -> dict[str, Any]:
         "gift_cards": gift_cards,
         "tiers": tiers,
         "customers": customers,
+        "wallet_customers": wallets,
         "segments": segments,
         "products": products,
         "rules": rules,
@@ -242,8 +281,7 @@ def seed(target: Target, scale: Scale, log: Any = print) -> dict[str, Any]:
         },
         "timings_s": timings,
         "not_seeded": [
-            "loyalty program (no loyalty campaigns in the API yet)",
-            "customer wallets (loyalty cards; gift cards are seeded unassigned)",
+            "loyalty program (loyalty cards are not used by the suites)",
         ],
     }
 

@@ -56,7 +56,10 @@ def five_redeemables(rng: random.Random, seed: dict[str, Any]) -> Body:
 
 
 def qualification(rng: random.Random, seed: dict[str, Any]) -> Body:
-    return {"scenario": "ALL", "customer": _customer(rng, seed), "order": _order(rng, seed), "options": {"limit": 50}}
+    # Half the calls come from customers holding a wallet of published codes (200 each in the full seed).
+    wallets = seed.get("wallet_customers") or []
+    customer = {"source_id": rng.choice(wallets)} if wallets and rng.random() < 0.5 else _customer(rng, seed)
+    return {"scenario": "ALL", "customer": customer, "order": _order(rng, seed), "options": {"limit": 50}}
 
 
 SUITES: dict[str, Suite] = {
