@@ -45,6 +45,7 @@ from server.resources import (
     vouchers,
     webhooks,
 )
+from server.telemetry import TelemetryMiddleware
 from voucherd.auth import KeyCache
 from voucherd.checkout import Services
 from voucherd.db import create_pool
@@ -114,6 +115,7 @@ def build_app(settings: Settings, routes: list[BaseRoute] | None = None) -> Star
         routes=ROUTES if routes is None else routes,
         middleware=[
             Middleware(RequestContextMiddleware),
+            Middleware(TelemetryMiddleware),
             Middleware(ClientApiMiddleware),
             Middleware(AuthMiddleware),
         ],

@@ -35,6 +35,7 @@ def resource(path: str, **handlers: Handler) -> Route:
                 raise NotFound(f"Cannot {request.method} {request.url.path}")
         return await by_method[request.method](request)
 
+    dispatch.route_path = path  # type: ignore[attr-defined]  # the metrics' and access log's route label
     if "GET" in by_method:
         by_method.setdefault("HEAD", by_method["GET"])
     return Route(path, dispatch, methods=list(by_method), name=path)

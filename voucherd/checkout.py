@@ -18,7 +18,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 import engine
-from voucherd import counters, keys, live_state, redemption_counters, redemption_records
+from voucherd import counters, instruments, keys, live_state, redemption_counters, redemption_records
 from voucherd.counters import Group, Op
 from voucherd.errors import InvalidPayload, VoucherdError
 from voucherd.hot_definitions import DefinitionsCache, ProjectDefinitions
@@ -118,14 +118,15 @@ async def evaluate(services: Services, project_id: str, request: RedeemRequest, 
         "segments": live.segments,
     }
     context = {"collections": defs.collections, "prices": defs.prices, "metadata": request.metadata}
-    result = engine.evaluate_stack(
-        [r.engine for r in resolved],
-        engine_order(request.order, defs),
-        customer,
-        now,
-        defs.stacking_rules,
-        context,
-    )
+    with instruments.timed(instruments.ENGINE_SECONDS, "stack"):
+        result = engine.evaluate_stack(
+            [r.engine for r in resolved],
+            engine_order(request.order, defs),
+            customer,
+            now,
+            defs.stacking_rules,
+            context,
+        )
     return Evaluation(request, defs, live, resolved, result, customer, now, now_ms)
 
 

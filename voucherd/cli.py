@@ -99,10 +99,25 @@ def cmd_rebuild_cache(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_metrics_dir(settings: Settings) -> None:
+    """Every server process writes its metrics to files here; a scrape of any one adds them up.
+
+    prometheus-client reads PROMETHEUS_MULTIPROC_DIR itself, in each worker process, so it is set
+    here, before granian starts them; stale files of an earlier run are removed first.
+    """
+    folder = Path(settings.metrics_dir) if settings.metrics_dir else settings.data_dir.resolve() / "metrics"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    os.environ["VOUCHERD_METRICS_DIR"] = str(folder)
+
+
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
+    _prepare_metrics_dir(settings)
     Granian(
         "server.app:create_app",
         factory=True,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import engine
-from voucherd import live_state
+from voucherd import instruments, live_state
 from voucherd.checkout import Services, engine_order
 from voucherd.errors import InvalidPayload
 from voucherd.hot_definitions import ProjectDefinitions
@@ -271,7 +271,8 @@ def _evaluate(
     """The applicable ones, best first by ``rule``; with ``limit``, only that many are rendered."""
     if len(qualifier) == 0:
         return []
-    found = qualifier.qualify(order, customer, now, rule, context, limit)
+    with instruments.timed(instruments.ENGINE_SECONDS, "qualify"):
+        found = qualifier.qualify(order, customer, now, rule, context, limit)
     data = found["redeemables"]
     items: list[dict[str, Any]] = data["data"] if isinstance(data, dict) else data
     return items

@@ -6,11 +6,14 @@ it checks its guards and appends its event in the same atomic step.
 
 from __future__ import annotations
 
+import time
 from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+
+from voucherd.instruments import SCRIPT_SECONDS
 
 
 def _load_sources() -> dict[str, str]:
@@ -25,15 +28,30 @@ def _load_sources() -> dict[str, str]:
 SOURCES: dict[str, str] = _load_sources()
 
 
+class _Timed:
+    """A registered script whose round trips are measured (voucherd.instruments)."""
+
+    def __init__(self, name: str, script: AsyncScript) -> None:
+        self._histogram = SCRIPT_SECONDS.labels(name)
+        self._script = script
+
+    async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self._script(keys=keys, args=args)
+        finally:
+            self._histogram.observe(time.perf_counter() - started)
+
+
 class Scripts:
     """``scripts.<name>(keys=[...], args=[...])`` runs ``lua/<name>.lua`` with EVALSHA."""
 
     def __init__(self, client: aioredis.Redis) -> None:
-        self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(source) for name, source in SOURCES.items()
+        self._scripts: dict[str, _Timed] = {
+            name: _Timed(name, client.register_script(source)) for name, source in SOURCES.items()
         }
 
-    def __getattr__(self, name: str) -> AsyncScript:
+    def __getattr__(self, name: str) -> _Timed:
         try:
             return self._scripts[name]
         except KeyError:

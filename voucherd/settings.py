@@ -74,6 +74,8 @@ class Settings:
     client_rate_limit: int = 5  # client API requests per IP per window, as Voucherify
     client_rate_window_ms: int = 5_000
     trust_proxy: bool = False  # take the client IP from X-Forwarded-For (only behind your own proxy)
+    access_log: bool = True  # one log line per request
+    metrics_dir: str = ""  # where server processes share their metrics (set by `voucherd serve`)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +106,8 @@ class Settings:
             client_rate_limit=_int(env, "VOUCHERD_CLIENT_RATE_LIMIT", 5, minimum=1),
             client_rate_window_ms=_int(env, "VOUCHERD_CLIENT_RATE_WINDOW_MS", 5_000, minimum=1),
             trust_proxy=_bool(env, "VOUCHERD_TRUST_PROXY", False),
+            access_log=_bool(env, "VOUCHERD_ACCESS_LOG", True),
+            metrics_dir=env.get("VOUCHERD_METRICS_DIR", ""),
         )
 
     def with_(self, **changes: Any) -> Settings:
@@ -136,6 +140,8 @@ class Settings:
             "VOUCHERD_CLIENT_RATE_LIMIT": str(self.client_rate_limit),
             "VOUCHERD_CLIENT_RATE_WINDOW_MS": str(self.client_rate_window_ms),
             "VOUCHERD_TRUST_PROXY": "true" if self.trust_proxy else "false",
+            "VOUCHERD_ACCESS_LOG": "true" if self.access_log else "false",
+            "VOUCHERD_METRICS_DIR": self.metrics_dir,
         }
 
 

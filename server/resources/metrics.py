@@ -7,11 +7,14 @@ from starlette.responses import Response
 
 from server.context import context
 from server.routing import resource
-from voucherd import metrics
+from voucherd import instruments, metrics
 
 
 async def get_metrics(request: Request) -> Response:
-    return Response(await metrics.render(context(request).redis), media_type=metrics.CONTENT_TYPE)
+    ctx = context(request)
+    # The worker's series (kept in Redis), then this server's own (in-process, all its processes).
+    body = await metrics.render(ctx.redis) + instruments.render(ctx.settings.metrics_dir or None)
+    return Response(body, media_type=metrics.CONTENT_TYPE)
 
 
 routes = [resource("/metrics", GET=get_metrics)]
