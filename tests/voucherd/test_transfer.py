@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import itertools
 from typing import Any
 
 from tests.conftest import ProjectKeys
@@ -55,7 +56,7 @@ def test_import_then_export_round_trip(settings: Settings, project: ProjectKeys)
 
     action, exported = asyncio.run(scenario())
     assert action["status"] == "DONE" and action["result"]["done_count"] == 120
-    assert progress[-1] == (100, 100) and all(a <= b for (a, _), (b, _) in zip(progress, progress[1:], strict=False))
+    assert progress[-1] == (100, 100) and all(a <= b for (a, _), (b, _) in itertools.pairwise(progress))
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert sorted(r["code"] for r in rows) == [f"CLI-{n:03d}" for n in range(120)]
     assert {r["type"] for r in rows} == {"DISCOUNT_VOUCHER"} and {r["redeemed_quantity"] for r in rows} == {"0"}
