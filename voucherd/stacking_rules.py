@@ -12,32 +12,15 @@ from typing import Any
 
 import asyncpg
 
+from engine.stacking import DEFAULT_STACKING_RULES
 from voucherd.errors import InvalidPayload, NotFound, StackingRulesExist
 from voucherd.ids import new_id
 from voucherd.timeutil import iso
 
-DEFAULTS: dict[str, Any] = {
-    "redeemables_limit": 30,
-    "applicable_redeemables_limit": 5,
-    "applicable_redeemables_per_category_limit": 1,
-    "applicable_redeemables_category_limits": {},
-    "applicable_exclusive_redeemables_limit": 1,
-    "applicable_exclusive_redeemables_per_category_limit": 1,
-    "exclusive_categories": [],
-    "joint_categories": [],
-    "redeemables_application_mode": "PARTIAL",
-    "redeemables_sorting_rule": "REQUESTED_ORDER",
-    "redeemables_products_application_mode": "STACK",
-    "redeemables_no_effect_rule": "REDEEM_ANYWAY",
-    "no_effect_skip_categories": [],
-    "no_effect_redeem_anyway_categories": [],
-    "redeemables_rollback_order_mode": "WITH_ORDER",
-    "discount_calculation_mode": "DISCOUNTED_AMOUNT",
-    "initial_amount_mode_categories": [],
-    "discounted_amount_mode_categories": [],
-}
-# Not settable through the management API; echoed in validation responses.
-FIXED = {"grouped_redeemables_sorting_rule": "JOINT_ALWAYS_LAST"}
+# The engine owns the defaults (SEMANTICS 5.2 with the recommended values where none are
+# documented); grouped_redeemables_sorting_rule is not settable through the management API.
+FIXED = {"grouped_redeemables_sorting_rule": DEFAULT_STACKING_RULES["grouped_redeemables_sorting_rule"]}
+DEFAULTS: dict[str, Any] = {k: v for k, v in DEFAULT_STACKING_RULES.items() if k not in FIXED}
 
 LIMITS: dict[str, tuple[int, int]] = {
     "redeemables_limit": (1, 30),
