@@ -18,7 +18,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from engine.codegen import generate_codes as engine_generate_codes
-from voucherd import async_actions, keys, voucher_state, vouchers
+from voucherd import async_actions, categories, keys, voucher_state, vouchers
 from voucherd.errors import (
     DuplicateFound,
     InvalidCampaign,
@@ -61,18 +61,7 @@ WHERE c.project_id = $1 AND c.deleted_at IS NULL
 
 
 def _categories(row: asyncpg.Record) -> list[dict[str, Any]]:
-    if row["category_id"] is None or row["category_name"] is None:
-        return []
-    return [
-        {
-            "id": row["category_id"],
-            "name": row["category_name"],
-            "hierarchy": row["category_hierarchy"],
-            "object": "category",
-            "created_at": iso(row["category_created_at"]),
-            "updated_at": iso(row["category_updated_at"]),
-        }
-    ]
+    return categories.joined_list(row)
 
 
 def view(

@@ -22,6 +22,22 @@ def category_view(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+def joined_list(row: asyncpg.Record) -> list[dict[str, Any]]:
+    """The ``categories`` list of a row read with its category joined in (``category_*`` columns)."""
+    if row["category_id"] is None or row["category_name"] is None:
+        return []
+    return [
+        {
+            "id": row["category_id"],
+            "name": row["category_name"],
+            "hierarchy": row["category_hierarchy"],
+            "object": "category",
+            "created_at": iso(row["category_created_at"]),
+            "updated_at": iso(row["category_updated_at"]),
+        }
+    ]
+
+
 def _checked(body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if "name" in body or not partial:

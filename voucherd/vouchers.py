@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from engine.codegen import code_space, generate_codes, validate_code_config
 from engine.money import EngineInputError
-from voucherd import keys, voucher_state
+from voucherd import categories, keys, voucher_state
 from voucherd.errors import (
     DuplicateFound,
     InvalidAddBalanceParams,
@@ -256,18 +256,7 @@ async def resolve_category(conn: asyncpg.Connection, project_id: str, body: dict
 
 
 def _category_list(row: asyncpg.Record) -> list[dict[str, Any]]:
-    if row["category_id"] is None or row["category_name"] is None:
-        return []
-    return [
-        {
-            "id": row["category_id"],
-            "name": row["category_name"],
-            "hierarchy": row["category_hierarchy"],
-            "object": "category",
-            "created_at": iso(row["category_created_at"]),
-            "updated_at": iso(row["category_updated_at"]),
-        }
-    ]
+    return categories.joined_list(row)
 
 
 def view(row: asyncpg.Record, live: dict[str, int] | None = None) -> dict[str, Any]:
