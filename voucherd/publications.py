@@ -14,7 +14,6 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from voucherd import campaigns, customers, voucher_state, vouchers, wallets
-from voucherd.scripts import Scripts
 from voucherd.errors import (
     InvalidPayload,
     InvalidQueryParams,
@@ -24,6 +23,7 @@ from voucherd.errors import (
     VoucherAlreadyPublished,
 )
 from voucherd.ids import new_id
+from voucherd.scripts import Scripts
 from voucherd.timeutil import iso
 
 MAX_COUNT = 50

@@ -26,7 +26,9 @@ def test_the_quickstart_redeems_with_the_official_sdk(live_server: LiveServer, p
         order = voucherify.Order(amount=25000)
         validation = voucherify.ValidationsApi(client).validate_stacked_discounts(
             voucherify.ValidationsValidateRequestBody(
-                redeemables=[voucherify.ValidationsValidateRequestBodyRedeemablesItem(object="voucher", id="WELCOME10")],
+                redeemables=[
+                    voucherify.ValidationsValidateRequestBodyRedeemablesItem(object="voucher", id="WELCOME10")
+                ],
                 order=order,
             )
         )
