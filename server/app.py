@@ -36,6 +36,7 @@ from server.resources import (
     publications,
     qualifications,
     redemptions,
+    referrals,
     rewards,
     segments,
     stacking_rules,
@@ -83,6 +84,7 @@ ROUTES = [
     *publications.routes,
     *loyalties.routes,  # issue 9
     *rewards.routes,  # issue 9
+    *referrals.routes,  # issue 9
     *validation_rules.routes,
     *promotions.routes,
     *stacking_rules.routes,

@@ -1,7 +1,5 @@
-"""Custom events (``POST /v1/events``): stored as customer activity, feeding segment filters.
-
-Earning rules and referral conversion will read the same activity rows (``event_name`` set).
-"""
+"""Custom events (``POST /v1/events``): stored as customer activity, feeding segment filters,
+earning rules on custom events and referral conversion (issue 9)."""
 
 from __future__ import annotations
 
@@ -10,7 +8,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from voucherd import customers, segments
+from voucherd import customers, listing, loyalty_earning, referrals, segments
 from voucherd.errors import InvalidPayload
 
 
@@ -36,7 +34,7 @@ async def track(
         raise InvalidPayload("Property .customer is required and should be an object")
     referral = _optional_object(body, "referral", ("code", "referrer_id"))
     loyalty = _optional_object(body, "loyalty", ("code",))
-    metadata = customers.checked_metadata(body.get("metadata")) or {}
+    metadata = listing.checked_metadata(body.get("metadata")) or {}
     async with conn.transaction():
         customer = await customers.upsert_from_request(conn, project_id, body["customer"], redis=redis)
         data = {
@@ -46,9 +44,14 @@ async def track(
             "loyalty": loyalty,
             "metadata": metadata,
         }
-        await customers.record_activity(
+        activity_id = await customers.record_activity(
             conn, project_id, customer["id"], "customer.custom_event", data, event_name=name
         )
+        # Issue 9, in this transaction: an earning trigger keyed by the activity (the worker gives points
+        # once), and a referral conversion when the event names a referral code converting on it.
+        await loyalty_earning.record_event(conn, project_id, customer["id"], name, metadata, loyalty, activity_id)
+        await referrals.record_event(conn, project_id, customer["id"], name, referral, activity_id)
+    await loyalty_earning.ring(redis, [project_id])  # after commit: wake the worker's loyalty task
     await segments.refresh_customer(conn, redis, project_id, customer)
     return {
         "object": "event",

@@ -19,6 +19,7 @@ from voucherd import (
     keys,
     loyalty_cards,
     loyalty_earning,
+    loyalty_tiers,
     publications,
     redemption_records,
     voucher_state,
@@ -27,9 +28,10 @@ from voucherd import (
 from voucherd import rewards as rewards_module
 from voucherd.checkout import Services
 from voucherd.counters import Group, Op
-from voucherd.customers import page_params, simple_view
+from voucherd.customers import simple_view
 from voucherd.errors import InvalidPayload, NotFound
 from voucherd.ids import new_id
+from voucherd.listing import page_params
 from voucherd.timeutil import iso, utcnow
 
 
@@ -324,6 +326,9 @@ async def redeem_reward(
     if reward["type"] == "COIN":
         raise InvalidPayload("Pay-with-points rewards are used as a redeemable of a stacked redemption")
     points = int(assignment["points"] or 0)
+    tier = await loyalty_tiers.tier_of(conn, services.redis, project_id, card)  # a member's tier may reprice it
+    if tier is not None:
+        points = loyalty_tiers.mapped((tier["rewards"] or {}).get(assignment["id"]), points)
     if reward_ref.get("points") is not None and reward_ref["points"] != points:
         raise InvalidPayload(f"Reward {reward['id']} costs {points} points")
     taken = await conn.fetchval(

@@ -20,10 +20,10 @@ import asyncpg
 import redis.asyncio as aioredis
 
 import engine
-from voucherd import keys, loyalty_cards, vouchers
-from voucherd.customers import page_params
+from voucherd import keys, loyalty_cards, loyalty_tiers, referrals, vouchers
 from voucherd.errors import InvalidPayload, NotFound
 from voucherd.ids import new_id
+from voucherd.listing import page_params
 from voucherd.loyalty_cards import Move, stable_id
 from voucherd.messages import encode
 from voucherd.timeutil import iso, utcnow
@@ -250,6 +250,18 @@ async def list_rules(
     return {"object": "list", "data_ref": "data", "data": [rule_view(r) for r in rows], "total": total}
 
 
+async def rules_by_id(conn: asyncpg.Connection, project_id: str, campaign_id: str, ids: list[str]) -> dict[str, Any]:
+    """The program's earning rules among ``ids`` (a loyalty tier's mapped rules), as a list."""
+    rows = await conn.fetch(
+        "SELECT * FROM earning_rules WHERE project_id = $1 AND campaign_id = $2 AND id = ANY($3::text[]) "
+        "ORDER BY created_at, id",
+        project_id,
+        campaign_id,
+        ids,
+    )
+    return {"object": "list", "data_ref": "data", "data": [rule_view(r) for r in rows], "total": len(rows)}
+
+
 # --- triggers: recorded with their fact ------------------------------------------------------------
 
 
@@ -375,6 +387,30 @@ async def record_event(
     )
 
 
+async def record_segment_entries(
+    conn: asyncpg.Connection, project_id: str, customer_id: str, segment_ids: list[str], at: datetime
+) -> bool:
+    """A customer entered these segments (call in the transaction that recorded the entry): one trigger per
+    segment an earning rule rewards entering; True when any was written (then ``ring`` after commit)."""
+    rewarded = await conn.fetch(
+        "SELECT DISTINCT segment->>'id' AS id FROM earning_rules WHERE project_id = $1 AND event = $2 "
+        "AND active AND segment->>'id' = ANY($3::text[])",
+        project_id,
+        SEGMENT_ENTERED,
+        segment_ids,
+    )
+    for row in rewarded:
+        await _trigger(
+            conn,
+            project_id,
+            stable_id("ltrg", SEGMENT_ENTERED, row["id"], customer_id, at.isoformat()),
+            SEGMENT_ENTERED,
+            customer_id,
+            {"segment_id": row["id"]},
+        )
+    return bool(rewarded)
+
+
 async def announce(redis: aioredis.Redis, project_id: str) -> None:
     """Make workers read the project's loyalty stream from now on (once it has earning rules)."""
     await redis.sadd(keys.stream_index(STREAM), keys.project_stream(project_id, STREAM))
@@ -386,6 +422,26 @@ async def ring(redis: aioredis.Redis, project_ids: Iterable[str]) -> None:
         stream_key = keys.project_stream(project_id, STREAM)
         await redis.sadd(keys.stream_index(STREAM), stream_key)
         await redis.xadd(stream_key, encode({"project_id": project_id}), maxlen=1000)  # type: ignore[arg-type]
+
+
+def timer_key() -> str:
+    """Set for most of one interval by the worker whose timer rang, so N workers ring once per interval."""
+    return f"{keys.PREFIX}:loyaltytimer"
+
+
+async def tick(redis: aioredis.Redis, pool: asyncpg.Pool, interval_ms: int) -> list[str]:
+    """The worker's periodic wake-up: ring the loyalty task of every project with a live loyalty program,
+    so pending points fall due and points expire without waiting for a redemption or a paid order.
+    At most once per interval across workers; returns the projects rung (none when another worker did)."""
+    if not await redis.set(timer_key(), "1", nx=True, px=max(1, interval_ms * 9 // 10)):
+        return []
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT DISTINCT project_id FROM campaigns WHERE campaign_type = 'LOYALTY_PROGRAM' AND deleted_at IS NULL"
+        )
+    project_ids = sorted(r["project_id"] for r in rows)
+    await ring(redis, project_ids)
+    return project_ids
 
 
 # --- the worker side -------------------------------------------------------------------------------
@@ -588,6 +644,11 @@ async def _earn(
         )
         if card is None:
             continue
+        tier = await loyalty_tiers.tier_of(conn, redis, project_id, card)  # a member's tier may remap the rule
+        if tier is not None:
+            points = loyalty_tiers.mapped((tier["earning_rules"] or {}).get(rule["id"]), points)
+            if points <= 0:
+                continue
         order = data.get("order") or {}
         details: dict[str, Any] = {
             "earning_rule": {"id": rule["id"], "source": {"banner": (rule["source"] or {}).get("banner")}},
@@ -703,7 +764,10 @@ async def process(redis: aioredis.Redis, pool: asyncpg.Pool, project_id: str, no
                     project_id,
                 )
                 for trigger in triggers:
-                    await _earn(conn, redis, pool, project_id, trigger, now)
+                    if trigger["kind"] == referrals.CONVERSION:  # referee and referrer rewards
+                        await referrals.reward(conn, redis, pool, project_id, trigger, now)
+                    else:
+                        await _earn(conn, redis, pool, project_id, trigger, now)
                     await conn.execute("UPDATE loyalty_triggers SET done_at = now() WHERE id = $1", trigger["id"])
             done += len(triggers)
             if len(triggers) < 100:

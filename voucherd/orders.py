@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from voucherd import customers, loyalty_earning, metadata_schemas, products
+from voucherd import customers, listing, loyalty_earning, metadata_schemas, products
 from voucherd.errors import InvalidPayload, NotFound
 from voucherd.ids import new_id
 from voucherd.redeem_request import MAX_MONEY
@@ -169,7 +169,7 @@ async def _item(conn: asyncpg.Connection, project_id: str, raw: Any, index: int)
     price = _int(raw.get("price"), f"items[{index}].price")
     amount = _int(raw.get("amount"), f"items[{index}].amount")
     discount = _int(raw.get("discount_amount"), f"items[{index}].discount_amount") or 0
-    metadata = customers.checked_metadata(raw.get("metadata"), f"items[{index}].metadata")
+    metadata = listing.checked_metadata(raw.get("metadata"), f"items[{index}].metadata")
     product_data, sku_data = _nested(raw, "product", index), _nested(raw, "sku", index)
 
     product = await _catalog_product(conn, project_id, raw, product_data, index)
@@ -290,7 +290,7 @@ async def _fields(
             fields["amount"] = sum(i.get("amount", 0) for i in items)
         if max(fields.get("amount") or 0, fields["items_discount_amount"]) > MAX_MONEY:
             raise InvalidPayload(f"Property .items add up to more than {MAX_MONEY}")
-    metadata = customers.checked_metadata(body.get("metadata"))
+    metadata = listing.checked_metadata(body.get("metadata"))
     if metadata is not None:
         await metadata_schemas.check(conn, project_id, "order", metadata)
         fields["metadata"] = metadata
@@ -399,8 +399,8 @@ async def update(
 
 
 async def list_page(conn: asyncpg.Connection, project_id: str, query: Mapping[str, str]) -> dict[str, Any]:
-    limit, offset = customers.page_params(query)
-    order = customers.order_param(query, _ORDERS, "-created_at")
+    limit, offset = listing.page_params(query)
+    order = listing.order_param(query, _ORDERS, "-created_at")
     total = await conn.fetchval("SELECT count(*) FROM orders WHERE project_id = $1", project_id)
     rows = await conn.fetch(
         f"SELECT * FROM orders WHERE project_id = $1 ORDER BY {order} LIMIT {limit} OFFSET {offset}", project_id

@@ -12,9 +12,9 @@ from typing import Any
 import asyncpg
 
 from voucherd import metadata_schemas
-from voucherd.customers import checked_metadata, order_param, page_params, time_param
 from voucherd.errors import InvalidPayload, NotFound, ResourceProtected
 from voucherd.ids import new_id
+from voucherd.listing import checked_metadata, order_param, page_params, time_param
 from voucherd.segments import check_filter, matches
 from voucherd.timeutil import iso
 

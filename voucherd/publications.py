@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from voucherd import campaigns, customers, voucher_state, vouchers, wallets
+from voucherd import campaigns, customers, listing, voucher_state, vouchers, wallets
 from voucherd.errors import (
     InvalidPayload,
     InvalidQueryParams,
@@ -150,7 +150,7 @@ async def publish(
     channel = body.get("channel") or "API"
     if channel != "API":
         raise InvalidPayload("Property .channel should be API")
-    metadata = customers.checked_metadata(body.get("metadata")) or {}
+    metadata = listing.checked_metadata(body.get("metadata")) or {}
     code = body.get("voucher")
     if code is not None and (not isinstance(code, str) or not code):
         raise InvalidPayload("Property .voucher should be a voucher code")
@@ -245,10 +245,10 @@ async def list_page(
     conn: asyncpg.Connection, redis: aioredis.Redis, project_id: str, query: Mapping[str, str]
 ) -> dict[str, Any]:
     """``GET /v1/publications``: filters campaign, customer, voucher, source_id; newest first."""
-    limit, offset = customers.page_params(query)
+    limit, offset = listing.page_params(query)
     if offset // limit >= MAX_PAGE:
         raise PageOverLimit(f"Query param page should be at most {MAX_PAGE}")
-    order = customers.order_param(query, _ORDERS, "-created_at")
+    order = listing.order_param(query, _ORDERS, "-created_at")
     where = ["p.project_id = $1"]
     args: list[Any] = [project_id]
 

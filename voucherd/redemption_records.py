@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from voucherd import loyalty_earning, webhooks
+from voucherd import loyalty_earning, referrals, webhooks
 
 STREAM = "redemptions"
 
@@ -128,6 +128,9 @@ async def persist(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> int
         await webhooks.enqueue_redemptions(conn, [bodies[i] for i in inserted])
         # Loyalty (issue 9): credits/points transactions and order.paid earning triggers, in this transaction.
         await loyalty_earning.record_redemptions(conn, [bodies[i] for i in inserted])
+        # Referrals (issue 9): a referral code redeemed by a referee converts once (rewards follow in the
+        # loyalty task, rung after this batch); keyed by program and referee, so a replay converts nothing.
+        await referrals.record_redemptions(conn, [bodies[i] for i in inserted])
         if rolled_back:
             await conn.executemany(
                 """UPDATE redemptions

@@ -12,9 +12,9 @@ from typing import Any
 
 import asyncpg
 
-from voucherd.customers import page_params
 from voucherd.errors import InvalidPayload, NotFound
 from voucherd.ids import new_id
+from voucherd.listing import page_params
 from voucherd.timeutil import iso
 
 TYPES = ("CAMPAIGN", "COIN", "MATERIAL")
@@ -207,9 +207,15 @@ async def assign(
     if not isinstance(campaign_ref, str):
         raise InvalidPayload("Property .campaign is required")
     campaign = await _campaign_exists(conn, project_id, campaign_ref)
-    if campaign["campaign_type"] != "LOYALTY_PROGRAM":
-        raise InvalidPayload("Rewards are assigned to loyalty programs")
-    points, auto = _loyalty_parameters(reward["type"], parameters)
+    if campaign["campaign_type"] == "REFERRAL_PROGRAM":
+        # Referrer rewards (issue 9): given on each conversion, so they cost no points.
+        if reward["type"] != "CAMPAIGN":
+            raise InvalidPayload("Only CAMPAIGN rewards are assigned to referral programs")
+        points, auto = None, False
+    elif campaign["campaign_type"] != "LOYALTY_PROGRAM":
+        raise InvalidPayload("Rewards are assigned to loyalty and referral programs")
+    else:
+        points, auto = _loyalty_parameters(reward["type"], parameters)
     row = await conn.fetchrow(
         "INSERT INTO reward_assignments (id, project_id, reward_id, campaign_id, points, auto_redeem) "
         "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (project_id, reward_id, campaign_id) DO NOTHING RETURNING *",

@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 import redis.asyncio as aioredis
 
-from voucherd import keys
+from voucherd import keys, loyalty_earning
 from voucherd.errors import InvalidPayload, NotFound
 from voucherd.ids import new_id
 from voucherd.timeutil import iso, utcnow
@@ -39,6 +39,7 @@ class Membership:
     customer_id: str
     source_id: str | None
     segment_ids: list[str]
+    earned: bool = False  # issue 9: an entry was recorded as a loyalty earning trigger (ring after commit)
 
 
 def segment_view(row: asyncpg.Record) -> dict[str, Any]:
@@ -293,12 +294,17 @@ async def evaluate_customer(conn: asyncpg.Connection, project_id: str, customer:
                     kind,
                     {"customer": {"id": customer["id"], "object": "customer"}, "segment": {"id": segment["id"]}},
                 )
+    # Issue 9: entries that earning rules reward become loyalty triggers, in this transaction.
+    earned = bool(entered) and await loyalty_earning.record_segment_entries(
+        conn, project_id, customer["id"], [s["id"] for s in entered], now
+    )
     ids = sorted((current | {s["id"] for s in entered}) - {s["id"] for s in left})
-    return Membership(customer["id"], customer.get("source_id"), ids)
+    return Membership(customer["id"], customer.get("source_id"), ids, earned)
 
 
 async def store_memberships(redis: aioredis.Redis, project_id: str, changed: Iterable[Membership]) -> None:
     key = keys.customer_segments(project_id)
+    changed = list(changed)
     async with redis.pipeline(transaction=True) as pipe:
         for m in changed:
             fields = [f"id:{m.customer_id}"] + ([f"src:{m.source_id}"] if m.source_id else [])
@@ -308,6 +314,8 @@ async def store_memberships(redis: aioredis.Redis, project_id: str, changed: Ite
             else:
                 pipe.hdel(key, *fields)
         await pipe.execute()
+    if any(m.earned for m in changed):  # issue 9: wake the loyalty task for the entries just committed
+        await loyalty_earning.ring(redis, [project_id])
 
 
 async def forget_customer(redis: aioredis.Redis, project_id: str, customer_id: str, source_id: str | None) -> None:

@@ -76,6 +76,9 @@ class Settings:
     trust_proxy: bool = False  # take the client IP from X-Forwarded-For (only behind your own proxy)
     access_log: bool = True  # one log line per request
     metrics_dir: str = ""  # where server processes share their metrics (set by `voucherd serve`)
+    webhook_retry_base_ms: int = 60_000  # first webhook retry after this; each later one waits twice as long
+    webhook_max_attempts: int = 12  # a delivery failing this many times is FAILED and its webhook disabled
+    loyalty_timer_ms: int = 60_000  # worker wake-up for due pending points and expiring points (0: off)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +111,9 @@ class Settings:
             trust_proxy=_bool(env, "VOUCHERD_TRUST_PROXY", False),
             access_log=_bool(env, "VOUCHERD_ACCESS_LOG", True),
             metrics_dir=env.get("VOUCHERD_METRICS_DIR", ""),
+            webhook_retry_base_ms=_int(env, "VOUCHERD_WEBHOOK_RETRY_BASE_MS", 60_000),
+            webhook_max_attempts=_int(env, "VOUCHERD_WEBHOOK_MAX_ATTEMPTS", 12, minimum=1),
+            loyalty_timer_ms=_int(env, "VOUCHERD_LOYALTY_TIMER_MS", 60_000),
         )
 
     def with_(self, **changes: Any) -> Settings:
@@ -142,6 +148,9 @@ class Settings:
             "VOUCHERD_TRUST_PROXY": "true" if self.trust_proxy else "false",
             "VOUCHERD_ACCESS_LOG": "true" if self.access_log else "false",
             "VOUCHERD_METRICS_DIR": self.metrics_dir,
+            "VOUCHERD_WEBHOOK_RETRY_BASE_MS": str(self.webhook_retry_base_ms),
+            "VOUCHERD_WEBHOOK_MAX_ATTEMPTS": str(self.webhook_max_attempts),
+            "VOUCHERD_LOYALTY_TIMER_MS": str(self.loyalty_timer_ms),
         }
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import signal
 
+from voucherd import loyalty_earning
 from voucherd.db import create_pool
 from voucherd.logs import configure_logging
 from voucherd.redis_client import create_redis, scripts_for
@@ -13,6 +16,21 @@ from voucherd.settings import Settings
 from worker.base import WorkerContext, discover
 from worker.loop import Consumer
 from worker.webhooks import run_dispatcher
+
+logger = logging.getLogger(__name__)
+
+
+async def run_loyalty_timer(ctx: WorkerContext, stop: asyncio.Event) -> None:
+    """Issue 9: every ``loyalty_timer_ms``, wake the loyalty task of each project with a loyalty program,
+    so pending points activate and points expire when no redemption or paid order rings it."""
+    interval_s = ctx.settings.loyalty_timer_ms / 1000
+    while not stop.is_set():
+        try:
+            await loyalty_earning.tick(ctx.redis, ctx.pool, ctx.settings.loyalty_timer_ms)
+        except Exception:
+            logger.exception("loyalty timer: wake-up failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
 
 
 async def run_worker(settings: Settings, *, burst: bool = False) -> None:
@@ -22,6 +40,8 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
     consumer = Consumer(ctx, discover(), claim_idle_ms=settings.worker_claim_idle_ms)
     stop_dispatcher = asyncio.Event()  # issue 7: webhook deliveries run beside the consumer
     dispatcher = None if burst else asyncio.create_task(run_dispatcher(ctx, stop_dispatcher))
+    timed = not burst and settings.loyalty_timer_ms > 0  # issue 9: the loyalty timer stops with the dispatcher
+    timer = asyncio.create_task(run_loyalty_timer(ctx, stop_dispatcher)) if timed else None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, consumer.stop)
@@ -31,6 +51,8 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
         stop_dispatcher.set()
         if dispatcher is not None:
             await asyncio.gather(dispatcher, return_exceptions=True)
+        if timer is not None:
+            await asyncio.gather(timer, return_exceptions=True)
         await redis.aclose()
         await pool.close()
 

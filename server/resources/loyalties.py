@@ -13,7 +13,7 @@ from server.context import context, project_id
 from server.errors import request_id_of
 from server.responses import ORJSONResponse
 from server.routing import resource
-from voucherd import campaigns, definitions, loyalty, loyalty_earning, rewards
+from voucherd import campaigns, definitions, loyalty, loyalty_earning, loyalty_tiers, rewards
 from voucherd.errors import InvalidPayload
 
 
@@ -327,8 +327,61 @@ async def delete_program_reward(request: Request) -> Response:
 
 _M = "/v1/loyalties/members/{memberId}"
 _PM = "/v1/loyalties/{campaignId}/members/{memberId}"
+# --- tiers (issue 9) ---
+
+
+async def list_tiers(request: Request) -> ORJSONResponse:
+    async with context(request).pool.acquire() as conn:
+        row = await loyalty.program_row(conn, project_id(request), request.path_params["campaignId"])
+        body = await loyalty_tiers.list_page(conn, project_id(request), row["id"], request.query_params)
+    return ORJSONResponse(body)
+
+
+async def create_tiers(request: Request) -> ORJSONResponse:
+    body = await read_json(request)
+    async with context(request).pool.acquire() as conn:
+        row = await loyalty.program_row(conn, project_id(request), request.path_params["campaignId"])
+        created = await loyalty_tiers.create(conn, project_id(request), row["id"], body)
+    return ORJSONResponse(created)
+
+
+async def _tier(request: Request, conn: Any) -> Any:
+    row = await loyalty.program_row(conn, project_id(request), request.path_params["campaignId"])
+    return await loyalty_tiers.fetch(conn, project_id(request), row["id"], request.path_params["loyaltyTierId"])
+
+
+async def get_tier(request: Request) -> ORJSONResponse:
+    async with context(request).pool.acquire() as conn:
+        tier = await _tier(request, conn)
+    return ORJSONResponse(loyalty_tiers.view(tier))
+
+
+async def tier_earning_rules(request: Request) -> ORJSONResponse:
+    async with context(request).pool.acquire() as conn:
+        tier = await _tier(request, conn)
+        ids = list(tier["earning_rules"] or {})
+        body = await loyalty_earning.rules_by_id(conn, project_id(request), tier["campaign_id"], ids)
+    return ORJSONResponse(body)
+
+
+async def tier_rewards(request: Request) -> ORJSONResponse:
+    async with context(request).pool.acquire() as conn:
+        tier = await _tier(request, conn)
+        body = await loyalty_tiers.tier_rewards(conn, project_id(request), tier)
+    return ORJSONResponse(body)
+
+
+async def member_tiers(request: Request) -> ORJSONResponse:
+    ctx = context(request)
+    async with ctx.pool.acquire() as conn:
+        card = await loyalty.member_card(conn, project_id(request), request.path_params["memberId"])
+        body = await loyalty_tiers.member_tiers(conn, ctx.redis, project_id(request), card)
+    return ORJSONResponse(body)
+
+
 routes = [
     resource("/v1/loyalties", GET=list_programs, POST=create_program),
+    resource(f"{_M}/tiers", GET=member_tiers),
     resource(_M, GET=get_member),
     resource(f"{_M}/balance", POST=member_balance),
     resource(f"{_M}/transactions", GET=member_transactions),
@@ -349,6 +402,10 @@ routes = [
     resource(f"{_PM}/pending-points", GET=member_pending),
     resource(f"{_PM}/redemption", POST=redeem_reward),
     resource("/v1/loyalties/{campaignId}/transactions", GET=program_transactions),
+    resource("/v1/loyalties/{campaignId}/tiers", GET=list_tiers, POST=create_tiers),
+    resource("/v1/loyalties/{campaignId}/tiers/{loyaltyTierId}", GET=get_tier),
+    resource("/v1/loyalties/{campaignId}/tiers/{loyaltyTierId}/earning-rules", GET=tier_earning_rules),
+    resource("/v1/loyalties/{campaignId}/tiers/{loyaltyTierId}/rewards", GET=tier_rewards),
     resource("/v1/loyalties/{campaignId}/pending-points", GET=program_pending),
     resource("/v1/loyalties/{campaignId}/earning-rules", GET=list_earning_rules, POST=create_earning_rules),
     resource(
