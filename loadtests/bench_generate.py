@@ -46,6 +46,7 @@ class Target:
     app_token: str
     redis_url: str
     project_id: str
+    database_url: str = ""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -99,7 +100,9 @@ def own_stack() -> Iterator[Target]:
         children.append(subprocess.Popen([sys.executable, "-m", "worker"], env=env))
         url = f"http://127.0.0.1:{settings.port}"
         _wait_http(url, server)
-        yield Target(url, project["app_id"], project["app_token"], redis_server.url, project["project_id"])
+        yield Target(
+            url, project["app_id"], project["app_token"], redis_server.url, project["project_id"], postgres.url
+        )
     finally:
         for child in children:
             child.terminate()

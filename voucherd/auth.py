@@ -1,7 +1,9 @@
 """Key verification with an in-process cache, so the hot path pays no database round trip.
 
 Entries live ``ttl`` seconds: a revoked key or deleted project stops working
-everywhere within that time (and at once in the process that deleted it).
+everywhere within that time (and at once in the process that deleted it). While
+PostgreSQL cannot be reached, an expired entry keeps answering (re-checked every
+``_OUTAGE_RETRY_S``), because an outage must delay persistence, never redemptions.
 """
 
 from __future__ import annotations
@@ -12,6 +14,18 @@ from dataclasses import dataclass
 import asyncpg
 
 from voucherd import projects
+
+_OUTAGE_RETRY_S = 1.0
+# PostgreSQL unreachable, refusing, restarting or out of connections.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
 
 
 @dataclass(frozen=True)
@@ -37,9 +51,16 @@ class KeyCache:
         now = time.monotonic()
         entry = self._app.get(key_id)
         if entry is None or entry.expires < now:
-            async with self._pool.acquire() as conn:
-                stored = await projects.find_key(conn, key_id)
-            entry = _Entry(stored, now + self._ttl)
+            try:
+                async with self._pool.acquire() as conn:
+                    stored = await projects.find_key(conn, key_id)
+            except _UNREACHABLE:
+                if entry is None:
+                    raise
+                stored = entry.key  # serve the last answer through the outage
+                entry = _Entry(stored, now + _OUTAGE_RETRY_S)
+            else:
+                entry = _Entry(stored, now + self._ttl)
             if len(self._app) > 10_000:  # unknown ids are cached too; keep a flood of them bounded
                 self._app.clear()
             self._app[key_id] = entry
@@ -52,11 +73,18 @@ class KeyCache:
         now = time.monotonic()
         cached = self._management.get(key_id)
         if cached is None or cached[1] < now:
-            async with self._pool.acquire() as conn:
-                digest = await projects.find_management_key(conn, key_id)
+            try:
+                async with self._pool.acquire() as conn:
+                    digest = await projects.find_management_key(conn, key_id)
+            except _UNREACHABLE:
+                if cached is None:
+                    raise
+                digest, expires = cached[0], now + _OUTAGE_RETRY_S
+            else:
+                expires = now + self._ttl
             if len(self._management) > 1_000:
                 self._management.clear()
-            cached = (digest, now + self._ttl)
+            cached = (digest, expires)
             self._management[key_id] = cached
         digest = cached[0]
         return digest is not None and projects.token_matches(token, digest)

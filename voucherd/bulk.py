@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from voucherd import customers, definitions, keys, metadata_schemas, orders, products
+from voucherd import customers, definitions, keys, listing, metadata_schemas, orders, products
 from voucherd.errors import InvalidPayload, NotFound, VoucherdError
 from voucherd.scripts import SOURCES
 from voucherd.voucher_state import definition_fields
@@ -108,7 +108,7 @@ async def _merge_metadata(
         errors = [_error(NotFound.of(related_object, s), "source_id", s) for s in source_ids if s not in found]
         updates = []
         for source_id, row in found.items():
-            merged = customers.merge_metadata(row["metadata"], metadata)
+            merged = listing.merge_metadata(row["metadata"], metadata)
             try:
                 await metadata_schemas.check(conn, project_id, related_object, merged)
             except VoucherdError as exc:
@@ -204,7 +204,7 @@ async def _update_voucher_metadata(
             errors = [_error(NotFound.of("voucher", c), "code", c) for c in changes if c not in found]
             updates = []
             for code, row in found.items():
-                metadata = customers.merge_metadata(row["metadata"], changes[code]) if merge else changes[code]
+                metadata = listing.merge_metadata(row["metadata"], changes[code]) if merge else changes[code]
                 try:
                     await metadata_schemas.check(conn, project_id, "voucher", metadata)
                 except VoucherdError as exc:
@@ -277,6 +277,23 @@ async def import_orders(
 
 
 # --- metadata key purge -----------------------------------------------------------------------------------------
+
+
+async def enqueue_purge(
+    conn: asyncpg.Connection,
+    redis: aioredis.Redis,
+    project_id: str,
+    resource: str,
+    key: str,
+    *,
+    request_id: str | None = None,
+) -> dict[str, str]:
+    """Start a metadata key purge (management API and ``voucherd purge-metadata-key``): ``{async_action_id}``."""
+    from voucherd import async_actions, projects
+
+    action_type = check_purge(resource, key)
+    await projects.get_project(conn, project_id)
+    return await async_actions.enqueue(conn, redis, project_id, action_type, {"key": key}, request_id=request_id)
 
 
 def check_purge(resource: str, key: str) -> str:

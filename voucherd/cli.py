@@ -1,4 +1,5 @@
-"""The ``voucherd`` command: run, serve, worker, migrate, create-project, create-management-key."""
+"""The ``voucherd`` command: run, serve, worker, migrate, create-project, create-management-key, status,
+rebuild-cache, purge-metadata-key."""
 
 from __future__ import annotations
 
@@ -99,6 +100,78 @@ def cmd_rebuild_cache(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge_metadata_key(settings: Settings, args: argparse.Namespace) -> int:
+    """Enqueue the metadata key purge the management API starts; print its id (and, with --wait, its end)."""
+    # segments first: `import voucherd.customers` alone trips the customers -> segments -> loyalty_earning ->
+    # referrals -> customers import cycle (voucherd/referrals.py); the server and worker import segments first.
+    import voucherd.segments  # noqa: F401
+    from voucherd import async_actions, bulk
+    from voucherd.errors import VoucherdError
+    from voucherd.redis_client import create_redis
+
+    async def run(conn: Any) -> int:
+        client = create_redis(settings.redis_url)
+        try:
+            try:
+                answer = await bulk.enqueue_purge(conn, client, args.project, args.resource, args.key)
+            except VoucherdError as exc:
+                print(f"voucherd: {exc}", file=sys.stderr)
+                return 2
+        finally:
+            await client.aclose()
+        action_id = answer["async_action_id"]
+        print(action_id, flush=True)
+        if not args.wait:
+            return 0
+        deadline = time.monotonic() + args.timeout
+        while True:
+            action = await async_actions.get(conn, args.project, action_id)
+            if action["status"] in ("DONE", "FAILED"):
+                print(json.dumps(action, indent=2, default=str))
+                return 0 if action["status"] == "DONE" else 1
+            if time.monotonic() > deadline:
+                print(f"voucherd: {action_id} is still {action['status']} after {args.timeout:g} s", file=sys.stderr)
+                return 1
+            await asyncio.sleep(0.2)
+
+    result: int = asyncio.run(_with_connection(settings, run))
+    return result
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from voucherd import transfer
+    from voucherd.redis_client import create_redis
+
+    data = Path(args.file).read_bytes()
+
+    async def run(conn: Any) -> dict[str, Any]:
+        client = create_redis(settings.redis_url)
+        try:
+            return await transfer.import_file(
+                conn, client, args.project, args.kind, data, report=transfer.progress_bar(), wait=not args.no_wait
+            )
+        finally:
+            await client.aclose()
+
+    action = asyncio.run(_with_connection(settings, run))
+    print(json.dumps(action, indent=2, default=str))
+    return 0 if action.get("status") in ("DONE", "ENQUEUED") else 1
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from voucherd import transfer
+
+    async def run(conn: Any) -> int:
+        if args.output == "-":
+            return await transfer.export(conn, args.project, args.kind, sys.stdout, report=transfer.progress_bar())
+        with open(args.output, "w", newline="", encoding="utf-8") as out:
+            return await transfer.export(conn, args.project, args.kind, out, report=transfer.progress_bar())
+
+    rows = asyncio.run(_with_connection(settings, run))
+    print(f"exported {rows} {args.kind}", file=sys.stderr)
+    return 0
+
+
 def _prepare_metrics_dir(settings: Settings) -> None:
     """Every server process writes its metrics to files here; a scrape of any one adds them up.
 
@@ -118,6 +191,7 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     from granian.constants import Interfaces, Loops
 
     _prepare_metrics_dir(settings)
+
     Granian(
         "server.app:create_app",
         factory=True,
@@ -289,9 +363,26 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("name")
     sub.add_parser("create-management-key", help="create a management API key and print it")
     sub.add_parser("status", help="health of Redis and PostgreSQL, stream lag, waiting async actions")
+    importer = sub.add_parser("import", help="import a CSV file (as the importCSV endpoints do), with progress")
+    importer.add_argument("kind", choices=["vouchers", "customers", "products", "skus"])
+    importer.add_argument("file")
+    importer.add_argument("--project", required=True, help="project id")
+    importer.add_argument("--no-wait", action="store_true", help="print the async action and return at once")
+    exporter = sub.add_parser("export", help="export vouchers, customers, redemptions or orders as CSV")
+    exporter.add_argument("kind", choices=["vouchers", "customers", "redemptions", "orders"])
+    exporter.add_argument("--project", required=True, help="project id")
+    exporter.add_argument("--output", default="-", help="file to write (default: standard output)")
     rebuild_cache = sub.add_parser("rebuild-cache", help="rebuild Redis state from PostgreSQL (worker drained)")
     rebuild_cache.add_argument("--project", help="one project id (default: every project)")
     rebuild_cache.add_argument("--force", action="store_true", help="overwrite voucher state present in Redis")
+    purge = sub.add_parser(
+        "purge-metadata-key", help="remove a metadata key from every object of a resource type (async action)"
+    )
+    purge.add_argument("resource", help="campaigns, customers, products, vouchers or orders")
+    purge.add_argument("key", help="the metadata key to remove")
+    purge.add_argument("--project", required=True, help="the project id")
+    purge.add_argument("--wait", action="store_true", help="wait until the worker has run it; print the action")
+    purge.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits (default 600)")
     args = parser.parse_args(argv)
 
     try:
@@ -310,12 +401,15 @@ def main(argv: list[str] | None = None) -> int:
         "create-project": cmd_create_project,
         "create-management-key": cmd_create_management_key,
         "status": cmd_status,
+        "import": cmd_import,
+        "export": cmd_export,
         "rebuild-cache": cmd_rebuild_cache,
+        "purge-metadata-key": cmd_purge_metadata_key,
     }
     try:
         if args.command not in ("run", "serve"):
             _needs_database(settings)
-        if args.command in ("status", "rebuild-cache") and not settings.redis_url:
+        if args.command in ("status", "rebuild-cache", "purge-metadata-key", "import") and not settings.redis_url:
             raise SettingsError("REDIS_URL is not set")
         return commands[args.command](settings, args)
     except SettingsError as exc:

@@ -1,11 +1,14 @@
 """The CSV imports of vouchers and customers, set-based: 100,000 rows in a few seconds.
 
-The file is parsed once (``imports.read_csv``) and COPY'd as text into a temporary staging table, one column
-per CSV column plus the row number. Every check and conversion is then SQL over the whole file: one statement
-gives each row its error (or none), including duplicates within the file (a window function); dates are parsed
-in Python once per distinct value. Good rows go to their table in chunks (so progress moves), each chunk one
-``INSERT … SELECT … ON CONFLICT``; for vouchers the same statement returns each code's Redis state as a JSON
-object, written with ``voucher_put_rows.lua`` before the next chunk. Column meanings are those of
+The file is parsed once (``imports.read_csv``) and COPY'd as text into a staging table, one column per CSV
+column plus the row number. Every check and conversion is then SQL over the whole file: one statement gives each
+row its error (or none), including duplicates within the file (a window function); dates are parsed in Python
+once per distinct value. Good rows go to their table in chunks (so progress moves), each chunk one
+``INSERT … SELECT … ON CONFLICT``, ``PARALLEL`` chunks at a time on their own connections (index upkeep and
+foreign-key checks are most of the cost, and one backend uses one core); for vouchers the same statement returns
+each code's Redis state as a JSON object, written with ``voucher_put_rows.lua`` as soon as its chunk commits.
+The staging tables are UNLOGGED and named after the action (not TEMP, which only their own session could read);
+they are dropped at the end, and a retry of the action drops what a crashed attempt left. Column meanings are those of
 ``voucherd.imports`` (money in major units, unknown columns become metadata).
 """
 
@@ -28,16 +31,32 @@ from voucherd.scripts import SOURCES
 from voucherd.vouchers import MAX_CODE_LENGTH, parse_datetime
 
 Progress = Callable[[int], Awaitable[None]]
-CHUNK = 25_000
+CHUNK = 12_500
+PARALLEL = 2
 _MONEY = r"^\d{1,12}([.,]\d{1,2})?$"
 _WHOLE = r"^\d{1,9}$"
+
+
+class _Tables:
+    """The staging tables of one import, named after its action so that any connection can read them."""
+
+    def __init__(self, action_id: str) -> None:
+        tag = hashlib.blake2b(action_id.encode(), digest_size=8).hexdigest()
+        self.stage = f"voucherd_import_{tag}_stage"
+        self.dates = f"voucherd_import_{tag}_dates"
+        self.checked = f"voucherd_import_{tag}_checked"
+        self.ids = f"voucherd_import_{tag}_ids"
+
+    async def drop(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(f"DROP TABLE IF EXISTS {self.stage}, {self.dates}, {self.checked}, {self.ids}")
 
 
 class _Staged:
     """The staging table of one CSV file and how to name its columns in SQL."""
 
-    def __init__(self, header: list[str]) -> None:
+    def __init__(self, header: list[str], tables: _Tables) -> None:
         self.header = header
+        self.t = tables
         self.columns = {norm(h): f"c{i}" for i, h in enumerate(header)}
 
     def col(self, name: str) -> str:
@@ -60,27 +79,50 @@ class _Staged:
         return f"jsonb_strip_nulls({' || '.join(parts)})"
 
 
-async def _stage(conn: asyncpg.Connection, header: list[str], rows: list[list[str]]) -> _Staged:
-    staged = _Staged(header)
+async def _stage(conn: asyncpg.Connection, tables: _Tables, header: list[str], rows: list[list[str]]) -> _Staged:
+    staged = _Staged(header, tables)
     width = len(header)
-    await conn.execute("DROP TABLE IF EXISTS voucherd_stage")
+    await tables.drop(conn)
     columns = ", ".join(f"c{i} text" for i in range(width))
-    await conn.execute(f"CREATE TEMP TABLE voucherd_stage (row_no integer PRIMARY KEY, {columns})")
+    await conn.execute(f"CREATE UNLOGGED TABLE {tables.stage} (row_no integer NOT NULL, {columns})")
     records = [(number, *row, *[""] * (width - len(row))) for number, row in enumerate(rows, start=1)]
     await conn.copy_records_to_table(
-        "voucherd_stage", records=records, columns=["row_no", *(f"c{i}" for i in range(width))]
+        tables.stage, records=records, columns=["row_no", *(f"c{i}" for i in range(width))]
     )
     return staged
 
 
+async def _in_chunks(
+    pool: asyncpg.Pool, rows: int, write: Callable[[asyncpg.Connection, int, int], Awaitable[None]], progress: Progress
+) -> None:
+    """``write(conn, low, high)`` for each CHUNK of row numbers, PARALLEL at a time; progress 10 → 99."""
+    ranges = [(low, min(low + CHUNK - 1, rows)) for low in range(1, rows + 1, CHUNK)]
+    gate = asyncio.Semaphore(PARALLEL)
+    finished = 0
+
+    async def one(low: int, high: int) -> None:
+        nonlocal finished
+        async with gate, pool.acquire() as conn:
+            await write(conn, low, high)
+        finished += 1
+        await progress(10 + finished * 89 // len(ranges))
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for low, high in ranges:
+                group.create_task(one(low, high))
+    except BaseExceptionGroup as failed:
+        # The first failure, as itself: callers tell a lost connection (retried) from a bad file (reported).
+        raise failed.exceptions[0] from None
+
+
 async def _dates(conn: asyncpg.Connection, staged: _Staged, names: list[str], *, date_only: bool = False) -> None:
-    """``voucherd_dates(v, ts, d)``: each distinct value of these columns, parsed once (NULL when invalid)."""
-    await conn.execute("DROP TABLE IF EXISTS voucherd_dates")
-    await conn.execute("CREATE TEMP TABLE voucherd_dates (v text PRIMARY KEY, ts timestamptz, d date)")
+    """``<dates>(v, ts, d)``: each distinct value of these columns, parsed once (NULL when invalid)."""
+    await conn.execute(f"CREATE UNLOGGED TABLE {staged.t.dates} (v text PRIMARY KEY, ts timestamptz, d date)")
     present = [staged.col(n) for n in names if staged.has(n)]
     if not present:
         return
-    union = " UNION ".join(f"SELECT {c} AS v FROM voucherd_stage s" for c in present)
+    union = " UNION ".join(f"SELECT {c} AS v FROM {staged.t.stage} s" for c in present)
     values = [r["v"] for r in await conn.fetch(f"SELECT DISTINCT v FROM ({union}) u WHERE v IS NOT NULL")]
     parsed: list[tuple[str, datetime | None, date | None]] = []
     for value in values:
@@ -96,13 +138,13 @@ async def _dates(conn: asyncpg.Connection, staged: _Staged, names: list[str], *,
         except (VoucherdError, ValueError, IndexError):
             pass
         parsed.append((value, ts, day))
-    await conn.copy_records_to_table("voucherd_dates", records=parsed)
+    await conn.copy_records_to_table(staged.t.dates, records=parsed)
 
 
-async def _failed(conn: asyncpg.Connection, ref: str) -> tuple[int, list[dict[str, Any]]]:
-    count = await conn.fetchval("SELECT count(*) FROM voucherd_checked WHERE error IS NOT NULL")
+async def _failed(conn: asyncpg.Connection, tables: _Tables, ref: str) -> tuple[int, list[dict[str, Any]]]:
+    count = await conn.fetchval(f"SELECT count(*) FROM {tables.checked} WHERE error IS NOT NULL")
     rows = await conn.fetch(
-        f"SELECT row_no, {ref} AS ref, error FROM voucherd_checked WHERE error IS NOT NULL ORDER BY row_no LIMIT $1",
+        f"SELECT row_no, {ref} AS ref, error FROM {tables.checked} WHERE error IS NOT NULL ORDER BY row_no LIMIT $1",
         MAX_FAILED_REPORTED,
     )
     return int(count), [{"ref": r["ref"], "row": r["row_no"], "reason": r["error"]} for r in rows]
@@ -186,7 +228,8 @@ def _voucher_check_sql(staged: _Staged, template: dict[str, Any] | None) -> str:
          f"'Code ' || {c('code')} || ' appears more than once in the import'"),
     ]  # fmt: skip
     error = "CASE " + " ".join(f"WHEN {cond} THEN {msg}" for cond, msg in checks) + " END"
-    return f"""CREATE TEMP TABLE voucherd_checked AS
+    t = staged.t
+    return f"""CREATE UNLOGGED TABLE {t.checked} AS
         SELECT s.row_no, {c("code")} AS code, {kind} AS kind, {dtype} AS dtype, {c("value")} AS value,
                upper({c("discount_effect")}) AS effect, {c("category")} AS category, sd.ts AS start_date,
                ed.ts AS expiration_date, {c("redemption_limit")} AS redemption_limit,
@@ -194,12 +237,12 @@ def _voucher_check_sql(staged: _Staged, template: dict[str, Any] | None) -> str:
                {c("gift_amount")} AS gift_amount, {c("loyalty_points")} AS loyalty_points,
                lower({c("active")}) AS active, {c("additional_info")} AS additional_info,
                {staged.metadata(_KNOWN_VOUCHER_COLUMNS)} AS metadata, {error} AS error
-        FROM voucherd_stage s
-        LEFT JOIN voucherd_dates sd ON sd.v = {c("start_date")}
-        LEFT JOIN voucherd_dates ed ON ed.v = {c("expiration_date")}"""
+        FROM {t.stage} s
+        LEFT JOIN {t.dates} sd ON sd.v = {c("start_date")}
+        LEFT JOIN {t.dates} ed ON ed.v = {c("expiration_date")}"""
 
 
-def _voucher_insert_sql(template: dict[str, Any] | None) -> str:
+def _voucher_insert_sql(tables: _Tables, template: dict[str, Any] | None) -> str:
     """$1 project, $2 action id, $3 campaign id, $4..$5 row range."""
     if template is None:
         discount = f"""CASE WHEN c.kind = 'DISCOUNT_VOUCHER' THEN jsonb_strip_nulls(jsonb_build_object('type', c.dtype,
@@ -235,7 +278,7 @@ def _voucher_insert_sql(template: dict[str, Any] | None) -> str:
                CASE WHEN c.kind = 'GIFT_VOUCHER' THEN {gift_amount} - COALESCE({_money("c.redeemed_amount")}, 0) END,
                CASE WHEN c.kind = 'LOYALTY_CARD' THEN {points} END,
                CASE WHEN c.kind = 'LOYALTY_CARD' THEN {points} END
-        FROM voucherd_checked c
+        FROM {tables.checked} c
         LEFT JOIN categories cat ON cat.project_id = $1 AND cat.name = c.category
         WHERE c.error IS NULL AND c.row_no BETWEEN $4 AND $5
         ON CONFLICT DO NOTHING
@@ -257,6 +300,7 @@ async def import_vouchers_csv(
     header, rows = read_csv(data, "campaign_vouchers" if campaign_id else "vouchers")
     put_rows = redis.register_script(SOURCES["voucher_put_rows"])
     template: dict[str, Any] | None = None
+    tables = _Tables(action_id)
     async with pool.acquire() as conn:
         if campaign_id is not None:
             template = await conn.fetchval(
@@ -267,71 +311,65 @@ async def import_vouchers_csv(
             if not template or not template.get("type"):
                 reason = "The campaign no longer exists or has no voucher template"
                 return {"message": reason, "done_count": 0, "failed_count": len(rows), "failed": []}
-        staged = await _stage(conn, header, rows)
-        await _dates(conn, staged, ["start_date", "expiration_date"])
-        await conn.execute("DROP TABLE IF EXISTS voucherd_checked")
-        await conn.execute(_voucher_check_sql(staged, template))
-        await conn.execute("CREATE INDEX ON voucherd_checked (row_no)")
-        await conn.execute(
-            """INSERT INTO categories (id, project_id, name)
-               SELECT 'cat_' || substr(md5(random()::text || category), 1, 20), $1, category
-               FROM (SELECT DISTINCT category FROM voucherd_checked WHERE error IS NULL AND category IS NOT NULL) n
-               ON CONFLICT (project_id, name) DO NOTHING""",
-            project_id,
-        )
-        await progress(10)
-        insert = _voucher_insert_sql(template)
-        done = 0
-        written_now: set[str] = set()
-        writing: asyncio.Task[None] | None = None
         try:
-            for low in range(1, len(rows) + 1, CHUNK):
-                high = low + CHUNK - 1
-                async with conn.transaction():
-                    written = await conn.fetch(insert, project_id, action_id, campaign_id, low, high)
-                    written_now.update(r["code"] for r in written)
+            staged = await _stage(conn, tables, header, rows)
+            await _dates(conn, staged, ["start_date", "expiration_date"])
+            await conn.execute(_voucher_check_sql(staged, template))
+            await conn.execute(f"CREATE INDEX ON {tables.checked} (row_no)")
+            await conn.execute(
+                f"""INSERT INTO categories (id, project_id, name)
+                    SELECT 'cat_' || substr(md5(random()::text || category), 1, 20), $1, category
+                    FROM (SELECT DISTINCT category FROM {tables.checked}
+                          WHERE error IS NULL AND category IS NOT NULL) n
+                    ON CONFLICT (project_id, name) DO NOTHING""",
+                project_id,
+            )
+            await progress(10)
+            insert = _voucher_insert_sql(tables, template)
+            done = 0
+            written_now: set[str] = set()
+
+            async def write(chunk: asyncpg.Connection, low: int, high: int) -> None:
+                nonlocal done
+                async with chunk.transaction():
+                    written = await chunk.fetch(insert, project_id, action_id, campaign_id, low, high)
                     if campaign_id is not None and written:
-                        await conn.execute(
+                        await chunk.execute(
                             "UPDATE campaigns SET vouchers_count = vouchers_count + $2, updated_at = now() "
                             "WHERE id = $1",
                             campaign_id,
                             len(written),
                         )
-                if writing is not None:
-                    await writing
-                states = [(r["code"], r["state"]) for r in written]
-                writing = asyncio.create_task(put_states(redis, put_rows, project_id, states, "replace"))
+                written_now.update(r["code"] for r in written)
+                await put_states(redis, put_rows, project_id, [(r["code"], r["state"]) for r in written], "replace")
                 done += len(written)
-                await progress(10 + min(89, high * 89 // len(rows)))
-            if writing is not None:
-                await writing
-        except BaseException:
-            if writing is not None:
-                await asyncio.gather(writing, return_exceptions=True)
-            raise
-        if await conn.fetchval("SELECT attempts > 1 FROM async_actions WHERE id = $1", action_id):
-            # A retry: codes the earlier attempt wrote (same derived ids) are done; their state only if absent.
-            again = await conn.fetch(
-                f"""SELECT v.code, {_STATE} AS state FROM voucherd_checked c JOIN vouchers v
-                      ON v.id = 'v_' || substr(md5($2), 1, 10) || lpad(to_hex(c.row_no), 10, '0') AND v.project_id = $1
-                    WHERE c.error IS NULL""",
+
+            await _in_chunks(pool, len(rows), write, progress)
+            if await conn.fetchval("SELECT attempts > 1 FROM async_actions WHERE id = $1", action_id):
+                # A retry: codes the earlier attempt wrote (same derived ids) are done; their state only if absent.
+                again = await conn.fetch(
+                    f"""SELECT v.code, {_STATE} AS state FROM {tables.checked} c JOIN vouchers v
+                          ON v.id = 'v_' || substr(md5($2), 1, 10) || lpad(to_hex(c.row_no), 10, '0')
+                             AND v.project_id = $1
+                        WHERE c.error IS NULL""",
+                    project_id,
+                    action_id,
+                )
+                again = [r for r in again if r["code"] not in written_now]
+                await put_states(redis, put_rows, project_id, [(r["code"], r["state"]) for r in again], "if_absent")
+                done += len(again)
+            failed_count, failed = await _failed(conn, tables, "code")
+            taken = await conn.fetch(
+                f"""SELECT c.row_no, c.code FROM {tables.checked} c
+                    WHERE c.error IS NULL AND NOT EXISTS (
+                        SELECT 1 FROM vouchers v WHERE v.project_id = $1
+                          AND v.id = 'v_' || substr(md5($2), 1, 10) || lpad(to_hex(c.row_no), 10, '0'))
+                    ORDER BY c.row_no""",
                 project_id,
                 action_id,
             )
-            again = [r for r in again if r["code"] not in written_now]
-            await put_states(redis, put_rows, project_id, [(r["code"], r["state"]) for r in again], "if_absent")
-            done += len(again)
-        failed_count, failed = await _failed(conn, "code")
-        taken = await conn.fetch(
-            """SELECT c.row_no, c.code FROM voucherd_checked c
-               WHERE c.error IS NULL AND NOT EXISTS (
-                   SELECT 1 FROM vouchers v WHERE v.project_id = $1
-                     AND v.id = 'v_' || substr(md5($2), 1, 10) || lpad(to_hex(c.row_no), 10, '0'))
-               ORDER BY c.row_no""",
-            project_id,
-            action_id,
-        )
-        await conn.execute("DROP TABLE IF EXISTS voucherd_stage, voucherd_checked, voucherd_dates")
+        finally:
+            await tables.drop(conn)
     for row in taken:
         if len(failed) < MAX_FAILED_REPORTED:
             failed.append(
@@ -375,6 +413,7 @@ _ADDRESS = (
 
 def _customer_check_sql(staged: _Staged) -> str:
     c = staged.col
+    t = staged.t
     address_pairs = []
     for field, columns in _ADDRESS:
         present = [c(name) for name in columns if staged.has(name)]
@@ -385,8 +424,8 @@ def _customer_check_sql(staged: _Staged) -> str:
         if address_pairs
         else "NULL::jsonb"
     )
-    return f"""CREATE TEMP TABLE voucherd_checked AS
-        SELECT s.row_no, {c("source_id")} AS source_id, NULL::text AS id, {c("name")} AS name, {c("email")} AS email,
+    return f"""CREATE UNLOGGED TABLE {t.checked} AS
+        SELECT s.row_no, {c("source_id")} AS source_id, {c("name")} AS name, {c("email")} AS email,
                {c("phone")} AS phone, {c("description")} AS description, bd.d AS birthdate, bday.d AS birthday,
                {address} AS address, {staged.metadata(_KNOWN_CUSTOMER_COLUMNS)} AS metadata,
                CASE WHEN {c("birthdate")} IS NOT NULL AND bd.d IS NULL
@@ -397,25 +436,38 @@ def _customer_check_sql(staged: _Staged) -> str:
                          AND row_number() OVER (PARTITION BY {c("source_id")} ORDER BY s.row_no) > 1
                         THEN 'source_id ' || {c("source_id")} || ' appears more than once in the import'
                END AS error
-        FROM voucherd_stage s
-        LEFT JOIN voucherd_dates bd ON bd.v = {c("birthdate")}
-        LEFT JOIN voucherd_dates bday ON bday.v = {c("birthday")}"""
+        FROM {t.stage} s
+        LEFT JOIN {t.dates} bd ON bd.v = {c("birthdate")}
+        LEFT JOIN {t.dates} bday ON bday.v = {c("birthday")}"""
 
 
-_UPSERT_CUSTOMERS = """
+def _upsert_customers_sql(tables: _Tables) -> str:
+    """$1 project, $2..$3 row range, $4 action id. Ids: the one claimed in Redis for the source_id, else derived.
+    A row that would change nothing (the same file imported again) writes nothing and records no activity."""
+    return f"""
 WITH written AS (
     INSERT INTO customers AS c (project_id, id, source_id, name, email, phone, description, birthdate, birthday,
                                 address, metadata)
-    SELECT $1, k.id, k.source_id, k.name, k.email, k.phone, k.description, k.birthdate, k.birthday, k.address,
-           k.metadata
-    FROM voucherd_checked k WHERE k.error IS NULL AND k.row_no BETWEEN $2 AND $3
+    SELECT $1, COALESCE(i.id, 'cust_' || substr(md5($4 || ':' || k.row_no), 1, 20)), k.source_id, k.name, k.email,
+           k.phone, k.description, k.birthdate, k.birthday, k.address, k.metadata
+    FROM {tables.checked} k LEFT JOIN {tables.ids} i ON i.row_no = k.row_no
+    WHERE k.error IS NULL AND k.row_no BETWEEN $2 AND $3
     ON CONFLICT (project_id, source_id) DO UPDATE SET
         name = COALESCE(EXCLUDED.name, c.name), email = COALESCE(EXCLUDED.email, c.email),
         phone = COALESCE(EXCLUDED.phone, c.phone), description = COALESCE(EXCLUDED.description, c.description),
         birthdate = COALESCE(EXCLUDED.birthdate, c.birthdate), birthday = COALESCE(EXCLUDED.birthday, c.birthday),
         address = CASE WHEN EXCLUDED.address IS NULL THEN c.address
-                       ELSE COALESCE(c.address, '{}'::jsonb) || EXCLUDED.address END,
+                       ELSE COALESCE(c.address, '{{}}'::jsonb) || EXCLUDED.address END,
         metadata = c.metadata || EXCLUDED.metadata, updated_at = now()
+    WHERE (EXCLUDED.name IS NOT NULL AND EXCLUDED.name IS DISTINCT FROM c.name)
+       OR (EXCLUDED.email IS NOT NULL AND EXCLUDED.email IS DISTINCT FROM c.email)
+       OR (EXCLUDED.phone IS NOT NULL AND EXCLUDED.phone IS DISTINCT FROM c.phone)
+       OR (EXCLUDED.description IS NOT NULL AND EXCLUDED.description IS DISTINCT FROM c.description)
+       OR (EXCLUDED.birthdate IS NOT NULL AND EXCLUDED.birthdate IS DISTINCT FROM c.birthdate)
+       OR (EXCLUDED.birthday IS NOT NULL AND EXCLUDED.birthday IS DISTINCT FROM c.birthday)
+       OR (EXCLUDED.address IS NOT NULL AND COALESCE(c.address, '{{}}'::jsonb) || EXCLUDED.address
+                                            IS DISTINCT FROM c.address)
+       OR NOT c.metadata @> EXCLUDED.metadata
     RETURNING c.id, c.source_id, (xmax = 0) AS created
 ), activity AS (
     INSERT INTO customer_activity (project_id, id, customer_id, type, data)
@@ -426,8 +478,38 @@ WITH written AS (
     FROM written w
     ON CONFLICT DO NOTHING
 )
-SELECT id, source_id FROM written
+SELECT id FROM written
 """
+
+
+async def _claim_ids(
+    conn: asyncpg.Connection, redis: aioredis.Redis, tables: _Tables, project_id: str, action_id: str
+) -> None:
+    """The hot path names customers by source_id in Redis; imported ones take the same ids (claimed there first).
+    Fills ``<ids>(row_no, id)``."""
+    claim = redis.register_script(SOURCES["customer_ids_claim_many"])
+    sourced = await conn.fetch(
+        f"SELECT row_no, source_id FROM {tables.checked} WHERE error IS NULL AND source_id IS NOT NULL"
+    )
+    salt = action_id.encode()
+    batches = [sourced[start : start + 5_000] for start in range(0, len(sourced), 5_000)]
+
+    async def claim_batch(batch: list[asyncpg.Record]) -> list[Any]:
+        args: list[str] = []
+        for r in batch:
+            candidate = "cust_" + hashlib.blake2b(r["source_id"].encode() + salt, digest_size=10).hexdigest()
+            args += [r["source_id"], candidate]
+        result: list[Any] = await claim(keys=[keys.customer_ids(project_id)], args=args)
+        return result
+
+    claimed = await asyncio.gather(*(claim_batch(b) for b in batches))
+    ids = [
+        (r["row_no"], _text(i))
+        for batch, got in zip(batches, claimed, strict=True)
+        for r, i in zip(batch, got, strict=True)
+    ]
+    await conn.execute(f"CREATE UNLOGGED TABLE {tables.ids} (row_no integer PRIMARY KEY, id text NOT NULL)")
+    await conn.copy_records_to_table(tables.ids, records=ids)
 
 
 async def import_customers_csv(
@@ -436,60 +518,47 @@ async def import_customers_csv(
     """``CUSTOMERS.IMPORT_CSV``: upsert on source_id (merging metadata and address); rows without one are new."""
     started = time.monotonic()
     header, rows = read_csv(data, "customers")
-    claim = redis.register_script(SOURCES["customer_ids_claim_many"])
+    tables = _Tables(action_id)
     async with pool.acquire() as conn:
-        staged = await _stage(conn, header, rows)
-        await _dates(conn, staged, ["birthdate", "birthday"], date_only=True)
-        await conn.execute("DROP TABLE IF EXISTS voucherd_checked")
-        await conn.execute(_customer_check_sql(staged))
-        await conn.execute("CREATE INDEX ON voucherd_checked (row_no)")
-        # Ids: the hot path names customers by source_id in Redis; imported ones take the same ids.
-        sourced = await conn.fetch(
-            "SELECT row_no, source_id FROM voucherd_checked WHERE error IS NULL AND source_id IS NOT NULL"
-        )
-        ids: list[tuple[int, str]] = []
-        for start in range(0, len(sourced), 5_000):
-            batch = sourced[start : start + 5_000]
-            args: list[str] = []
-            for r in batch:
-                args += [
-                    r["source_id"],
-                    "cust_" + hashlib.blake2b(r["source_id"].encode() + action_id.encode(), digest_size=10).hexdigest(),
-                ]
-            claimed = await claim(keys=[keys.customer_ids(project_id)], args=args)
-            ids += [(r["row_no"], _text(i)) for r, i in zip(batch, claimed, strict=True)]
-        await conn.execute("DROP TABLE IF EXISTS voucherd_ids")
-        await conn.execute("CREATE TEMP TABLE voucherd_ids (row_no integer PRIMARY KEY, id text)")
-        await conn.copy_records_to_table("voucherd_ids", records=ids)
-        await conn.execute("UPDATE voucherd_checked k SET id = i.id FROM voucherd_ids i WHERE i.row_no = k.row_no")
-        await conn.execute(
-            "UPDATE voucherd_checked SET id = 'cust_' || substr(md5($1 || ':' || row_no), 1, 20) "
-            "WHERE id IS NULL AND error IS NULL",
-            action_id,
-        )
-        has_segments = bool(
-            await conn.fetchval("SELECT 1 FROM segments WHERE project_id = $1 AND type <> 'static' LIMIT 1", project_id)
-        )
-        await progress(10)
-        done = 0
-        written_ids: list[str] = []
-        mismatched: dict[str, str] = {}
-        claimed_by_source = {r["source_id"]: i for r, (_n, i) in zip(sourced, ids, strict=True)}
-        for low in range(1, len(rows) + 1, CHUNK):
-            high = low + CHUNK - 1
-            async with conn.transaction():
-                written = await conn.fetch(_UPSERT_CUSTOMERS, project_id, low, high, action_id)
-            for w in written:
-                if w["source_id"] is not None and claimed_by_source.get(w["source_id"]) != w["id"]:
-                    mismatched[w["source_id"]] = w["id"]
-            if has_segments:
-                written_ids += [w["id"] for w in written]
-            done += len(written)
-            await progress(10 + min(85 if has_segments else 89, high * 89 // len(rows)))
-        if mismatched:  # customers PostgreSQL knew under another id than Redis had: PostgreSQL wins
-            await redis.hset(keys.customer_ids(project_id), mapping=mismatched)  # type: ignore[arg-type]
-        failed_count, failed = await _failed(conn, "source_id")
-        await conn.execute("DROP TABLE IF EXISTS voucherd_stage, voucherd_checked, voucherd_dates, voucherd_ids")
+        try:
+            staged = await _stage(conn, tables, header, rows)
+            await _dates(conn, staged, ["birthdate", "birthday"], date_only=True)
+            await conn.execute(_customer_check_sql(staged))
+            await conn.execute(f"CREATE INDEX ON {tables.checked} (row_no)")
+            await _claim_ids(conn, redis, tables, project_id, action_id)
+            has_segments = bool(
+                await conn.fetchval(
+                    "SELECT 1 FROM segments WHERE project_id = $1 AND type <> 'static' LIMIT 1", project_id
+                )
+            )
+            await progress(10)
+            upsert = _upsert_customers_sql(tables)
+            written_ids: list[str] = []
+
+            async def write(chunk: asyncpg.Connection, low: int, high: int) -> None:
+                async with chunk.transaction():
+                    written = await chunk.fetch(upsert, project_id, low, high, action_id)
+                if has_segments:
+                    written_ids.extend(w["id"] for w in written)
+
+            await _in_chunks(pool, len(rows), write, progress)
+            # Every good row is imported: written, or already as the file says.
+            done = int(await conn.fetchval(f"SELECT count(*) FROM {tables.checked} WHERE error IS NULL"))
+            mismatched: dict[str, str] = {
+                r["source_id"]: r["id"]
+                for r in await conn.fetch(
+                    f"""SELECT k.source_id, c.id FROM {tables.checked} k
+                        JOIN {tables.ids} i ON i.row_no = k.row_no
+                        JOIN customers c ON c.project_id = $1 AND c.source_id = k.source_id
+                        WHERE k.error IS NULL AND c.id <> i.id""",
+                    project_id,
+                )
+            }
+            if mismatched:  # customers PostgreSQL knew under another id than Redis had: PostgreSQL wins
+                await redis.hset(keys.customer_ids(project_id), mapping=mismatched)  # type: ignore[arg-type]
+            failed_count, failed = await _failed(conn, tables, "source_id")
+        finally:
+            await tables.drop(conn)
         for customer_id in written_ids:
             row = await conn.fetchrow(
                 "SELECT * FROM customers WHERE project_id = $1 AND id = $2", project_id, customer_id

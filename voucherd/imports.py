@@ -65,10 +65,10 @@ def read_csv(data: bytes, kind: str) -> tuple[list[str], list[list[str]]]:
     if "\x00" in text:
         raise InvalidPayload("The CSV file contains NUL bytes; upload a text file.")
     try:
-        table = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+        # Blank lines come back as [] and whitespace-only rows are rare: test the joined row once, not each cell.
+        table = [row for row in csv.reader(io.StringIO(text, newline=""), strict=True) if "".join(row).strip()]
     except csv.Error as exc:
         raise InvalidPayload(f"The CSV file is malformed: {exc}.") from None
-    table = [row for row in table if any(cell.strip() for cell in row)]
     if not table:
         raise InvalidPayload("The CSV file is empty; it needs a header row.")
     header = [cell.strip() for cell in table[0]]
@@ -81,10 +81,12 @@ def read_csv(data: bytes, kind: str) -> tuple[list[str], list[list[str]]]:
     missing = [c for c in CSV_REQUIRED[kind] if c not in names]
     if missing:
         raise InvalidPayload(f"The CSV header lacks the required column(s): {', '.join(missing)}.")
-    for number, row in enumerate(table[1:], start=1):
-        if len(row) > len(header):
-            raise InvalidPayload(f"Row {number} of the CSV file has {len(row)} cells; the header has {len(header)}.")
-    return header, table[1:]
+    rows = table[1:]
+    width = len(header)
+    if any(len(row) > width for row in rows):
+        number, row = next((n, r) for n, r in enumerate(rows, start=1) if len(r) > width)
+        raise InvalidPayload(f"Row {number} of the CSV file has {len(row)} cells; the header has {width}.")
+    return header, rows
 
 
 def _records(header: list[str], rows: list[list[str]]) -> Iterable[tuple[int, dict[str, str], dict[str, str]]]:

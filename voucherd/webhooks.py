@@ -237,6 +237,31 @@ async def deliveries(conn: asyncpg.Connection, project_id: str, webhook_id: str,
     ]
 
 
+async def attempts(conn: asyncpg.Connection, project_id: str, webhook_id: str, delivery_id: str) -> list[Any]:
+    """Every try of one delivery, in order."""
+    await _require(conn, project_id, webhook_id)
+    found = await conn.fetchval(
+        "SELECT 1 FROM webhook_deliveries WHERE webhook_id = $1 AND id = $2", webhook_id, delivery_id
+    )
+    if found is None:
+        raise NotFound.of("webhook_delivery", delivery_id)
+    rows = await conn.fetch(
+        "SELECT attempt, status_code, error, duration_ms, attempted_at FROM webhook_attempts "
+        "WHERE delivery_id = $1 ORDER BY attempt",
+        delivery_id,
+    )
+    return [
+        {
+            "attempt": r["attempt"],
+            "status_code": r["status_code"],
+            "error": r["error"],
+            "duration_ms": r["duration_ms"],
+            "attempted_at": iso(r["attempted_at"]),
+        }
+        for r in rows
+    ]
+
+
 # --- the outbox ----------------------------------------------------------------------------------------------
 
 
@@ -509,8 +534,10 @@ class Dispatcher:
                         listener = await self._listen(dsn)
                     try:
                         await self.run_once(client)
-                    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-                        log.warning("webhook dispatcher: %s; retrying", exc)
+                    except Exception as exc:  # an outage must not end deliveries for good
+                        # PostgreSQL restarting (connection errors, 57P01/57P03) or anything unexpected: log,
+                        # drop the listener, and try again at the next poll; leased rows fall due again.
+                        log.warning("webhook dispatcher: %s: %s; retrying", type(exc).__name__, exc)
                         if listener is not None:
                             listener.terminate()
                             listener = None

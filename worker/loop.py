@@ -99,8 +99,17 @@ class Consumer:
         if not self.tasks:
             await self._stopping.wait()
             return
+        backoff = 0.2
         while not self._stopping.is_set():
-            handled = await self.poll_once()
+            try:
+                handled = await self.poll_once()
+            except TRANSIENT_ERRORS as exc:
+                # Redis restarting or unreachable while reading: wait for it rather than exit.
+                log.warning("worker: %s; reading again in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.2
             if handled == 0:
                 if burst and not await self._has_pending():
                     return

@@ -15,7 +15,7 @@ from server.context import context
 from server.errors import request_id_of
 from server.responses import ORJSONResponse, list_body
 from server.routing import resource
-from voucherd import async_actions, bulk, projects, webhooks
+from voucherd import bulk, webhooks
 
 
 async def list_webhooks(request: Request) -> ORJSONResponse:
@@ -56,14 +56,19 @@ async def list_deliveries(request: Request) -> ORJSONResponse:
     return ORJSONResponse(list_body("data", items, total=len(items)))
 
 
+async def list_attempts(request: Request) -> ORJSONResponse:
+    params = request.path_params
+    async with context(request).pool.acquire() as conn:
+        items = await webhooks.attempts(conn, params["projectId"], params["webhookId"], params["deliveryId"])
+    return ORJSONResponse(list_body("data", items, total=len(items)))
+
+
 async def purge_metadata_key(request: Request) -> ORJSONResponse:
     ctx = context(request)
-    project_id, key = request.path_params["projectId"], request.path_params["key"]
-    action_type = bulk.check_purge(request.path_params["resource"], key)
+    params = request.path_params
     async with ctx.pool.acquire() as conn:
-        await projects.get_project(conn, project_id)
-        answer = await async_actions.enqueue(
-            conn, ctx.redis, project_id, action_type, {"key": key}, request_id=request_id_of(request)
+        answer = await bulk.enqueue_purge(
+            conn, ctx.redis, params["projectId"], params["resource"], params["key"], request_id=request_id_of(request)
         )
     return ORJSONResponse(answer, status_code=202)
 
@@ -77,5 +82,9 @@ routes = [
         DELETE=delete_webhook,
     ),
     resource("/management/v1/projects/{projectId}/webhooks/{webhookId}/deliveries", GET=list_deliveries),
+    resource(
+        "/management/v1/projects/{projectId}/webhooks/{webhookId}/deliveries/{deliveryId}/attempts",
+        GET=list_attempts,
+    ),
     resource("/management/v1/projects/{projectId}/metadata/{resource}/{key}", DELETE=purge_metadata_key),
 ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error, drain_worker
+from voucherd import keys
 from voucherd.settings import Settings
 
 
@@ -231,3 +233,28 @@ def test_orders_import(client: TestClient, project: ProjectKeys, settings: Setti
     assert action["result"]["failed"][0]["source_id"] == "o-2"
     assert client.get("/v1/orders/o-1", headers=project.headers).json()["status"] == "PAID"
     assert client.get("/v1/customers/buyer", headers=project.headers).status_code == 200
+
+
+def test_customer_csv_reimport_writes_only_changes_and_keeps_redis_ids_in_step(
+    client: TestClient, project: ProjectKeys, settings: Settings
+) -> None:
+    h = project.headers
+    known = client.post("/v1/customers", headers=h, json={"source_id": "known", "name": "K"}).json()
+    store = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        store.hdel(keys.customer_ids(project.project_id), "known")  # Redis forgot it: the import must not fork it
+        text = "Source_id,Name,Tier\nknown,K,\na,Ann,gold\nb,Bob,silver\n"
+        first = run(client, project, settings, upload(client, project, "/v1/customers/importCSV", text), 202)
+        assert first["result"]["done_count"] == 3 and first["result"]["failed_count"] == 0
+        assert store.hget(keys.customer_ids(project.project_id), "known") == known["id"]
+        bob = client.get("/v1/customers/b", headers=h).json()
+        again = text.replace("Bob,silver", "Bobby,silver")
+        second = run(client, project, settings, upload(client, project, "/v1/customers/importCSV", again), 202)
+        assert second["result"]["done_count"] == 3 and second["result"]["failed_count"] == 0
+    finally:
+        store.close()
+    assert client.get("/v1/customers/known", headers=h).json()["id"] == known["id"]
+    ann = client.get("/v1/customers/a", headers=h).json()
+    assert ann["metadata"] == {"Tier": "gold"} and ann["updated_at"] is None  # unchanged rows are not rewritten
+    bobby = client.get("/v1/customers/b", headers=h).json()
+    assert bobby["id"] == bob["id"] and bobby["name"] == "Bobby" and bobby["updated_at"] is not None

@@ -69,3 +69,44 @@ def test_the_progress_bar_draws_in_place() -> None:
     report(10, 10)
     text = out.getvalue()
     assert "\r[#####.....]  50%  5/10" in text and "\r[##########] 100%  10/10" in text and text.endswith("\n")
+
+
+def test_the_export_command_writes_a_csv_file(settings: Settings, project: ProjectKeys, tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    async def seed() -> None:
+        conn = await db.connect(settings.database_url)
+        try:
+            await conn.execute(
+                "INSERT INTO customers (project_id, id, source_id, name) VALUES ($1, 'cust_a', 'ann', 'Ann'), "
+                "($1, 'cust_b', 'bob', 'Bob')",
+                project.project_id,
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(seed())
+    target = tmp_path / "customers.csv"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voucherd.cli",
+            "export",
+            "customers",
+            "--project",
+            project.project_id,
+            "--output",
+            str(target),
+        ],
+        env={**os.environ, **settings.to_env()},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    rows = list(csv.DictReader(target.open()))
+    assert [(r["id"], r["source_id"], r["name"]) for r in rows] == [("cust_a", "ann", "Ann"), ("cust_b", "bob", "Bob")]
+    assert b"exported 2 customers" in result.stderr
