@@ -24,7 +24,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from voucherd import keys
@@ -134,6 +134,26 @@ async def stream_lag(redis: aioredis.Redis) -> dict[str, dict[str, float]]:
             "oldest_age_s": 0.0 if oldest is None else max(0.0, (now_ms - oldest) / 1000),
         }
     return out
+
+
+async def render_webhooks(conn: Any) -> bytes:
+    """Webhook delivery outcomes, counted from the attempts and deliveries PostgreSQL records.
+
+    Read at scrape time: attempts only ever accumulate, so the counter is monotonic.
+    """
+    attempts = CounterMetricFamily(
+        "voucherd_webhook_attempts", "Webhook delivery attempts, by outcome", labels=["outcome"]
+    )
+    for row in await conn.fetch(
+        "SELECT (error IS NULL) AS ok, count(*) AS n FROM webhook_attempts GROUP BY 1 ORDER BY 1"
+    ):
+        attempts.add_metric(["success" if row["ok"] else "failure"], float(row["n"]))
+    deliveries = GaugeMetricFamily("voucherd_webhook_deliveries", "Webhook deliveries, by status", labels=["status"])
+    for row in await conn.fetch("SELECT status, count(*) AS n FROM webhook_deliveries GROUP BY 1 ORDER BY 1"):
+        deliveries.add_metric([row["status"]], float(row["n"]))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot([attempts, deliveries]))
+    return generate_latest(registry)
 
 
 class _Snapshot(Collector):

@@ -13,7 +13,9 @@ from voucherd import instruments, metrics
 async def get_metrics(request: Request) -> Response:
     ctx = context(request)
     # The worker's series (kept in Redis), then this server's own (in-process, all its processes).
-    body = await metrics.render(ctx.redis) + instruments.render(ctx.settings.metrics_dir or None)
+    async with ctx.pool.acquire() as conn:
+        webhooks = await metrics.render_webhooks(conn)
+    body = await metrics.render(ctx.redis) + webhooks + instruments.render(ctx.settings.metrics_dir or None)
     return Response(body, media_type=metrics.CONTENT_TYPE)
 
 

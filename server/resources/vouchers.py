@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -22,6 +24,13 @@ async def list_vouchers(request: Request) -> ORJSONResponse:
     return ORJSONResponse(list_body("vouchers", items, total=total))
 
 
+async def _bump_if_rules(redis: Any, project: str, body: dict[str, Any]) -> None:
+    """A voucher's own state lives in its Redis hash, written with it; only validation rules attached to
+    it are part of the per-process definitions, so only they make every server process reload."""
+    if body.get("validation_rules") is not None:
+        await definitions.bump(redis, project)
+
+
 async def create_voucher(request: Request) -> ORJSONResponse:
     """``POST /v1/vouchers`` (generated code) and ``POST /v1/vouchers/{code}``."""
     body = await read_object(request, required=False)
@@ -30,7 +39,7 @@ async def create_voucher(request: Request) -> ORJSONResponse:
         voucher = await vouchers.create(
             conn, ctx.redis, project_id(request), body, code=request.path_params.get("code")
         )
-    await definitions.bump(ctx.redis, project_id(request))
+    await _bump_if_rules(ctx.redis, project_id(request), body)
     return ORJSONResponse(voucher)
 
 
@@ -46,7 +55,7 @@ async def update_voucher(request: Request) -> ORJSONResponse:
     ctx = context(request)
     async with ctx.pool.acquire() as conn:
         voucher = await vouchers.update(conn, ctx.redis, project_id(request), request.path_params["code"], body)
-    await definitions.bump(ctx.redis, project_id(request))
+    await _bump_if_rules(ctx.redis, project_id(request), body)
     return ORJSONResponse(voucher)
 
 
@@ -57,7 +66,6 @@ async def delete_voucher(request: Request) -> Response:
     ctx = context(request)
     async with ctx.pool.acquire() as conn:
         await vouchers.delete(conn, ctx.redis, project_id(request), request.path_params["code"], force=raw == "true")
-    await definitions.bump(ctx.redis, project_id(request))
     return Response(status_code=204)
 
 
@@ -65,7 +73,6 @@ async def _set_active(request: Request, active: bool) -> ORJSONResponse:
     ctx = context(request)
     async with ctx.pool.acquire() as conn:
         voucher = await vouchers.set_active(conn, ctx.redis, project_id(request), request.path_params["code"], active)
-    await definitions.bump(ctx.redis, project_id(request))
     return ORJSONResponse(voucher)
 
 

@@ -200,6 +200,9 @@ def test_a_failing_receiver_is_retried_with_backoff_then_the_webhook_is_disabled
     )
     assert attempts.status_code == 200, attempts.text
     assert [(a["attempt"], a["status_code"]) for a in attempts.json()["data"]] == [(1, 500), (2, 500), (3, 500)]
+    scraped = client.get("/metrics").text  # the outcomes are a metric family too
+    assert 'voucherd_webhook_attempts_total{outcome="failure"} 3.0' in scraped
+    assert 'voucherd_webhook_deliveries{status="FAILED"} 1.0' in scraped
 
     disabled = client.get(
         f"/management/v1/projects/{project.project_id}/webhooks/{hook['id']}", headers=management_headers
