@@ -338,6 +338,7 @@ async def qualify(services: Services, project_id: str, request: QualificationReq
             session_key=None,
             customer=customer,
             create_customer=False,
+            with_counts=False,  # qualifications do not apply per-customer limits
         )
         live.vouchers = wallet_live.vouchers
 
@@ -361,7 +362,8 @@ async def qualify(services: Services, project_id: str, request: QualificationReq
         return _evaluate(qualifier, order, engine_customer, now, rule, context, limit)
 
     wallet_candidates = [c for c in _wallet_candidates(defs, live) if _matches(_facts(c, defs), request.filters)]
-    wallet = evaluate(engine.Qualifier(wallet_candidates)) if wallet_candidates else []
+    # On a first page only that page (plus one) of the customer's codes is rendered.
+    wallet = evaluate(engine.Qualifier(wallet_candidates), page_limit) if wallet_candidates else []
     if boundary is not None and rule == "DEFAULT":
         wallet = [w for w in wallet if _created(w) < boundary]
     data: list[dict[str, Any]] = []
