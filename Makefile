@@ -43,10 +43,11 @@ bench: install
 	$(PY) loadtests/bench_engine.py
 
 # The performance table (loadtests/report/REPORT.md); VOUCHERIFY_HOST + VOUCHERD_APP_ID/TOKEN target a running server.
-loadtest: install
+loadtest: install servers
+	@bash scripts/ensure-loadtools.sh
 	$(PY) -m loadtests.run
 
-loadtest-smoke: install
+loadtest-smoke: install servers
 	$(PY) -m loadtests.run --smoke --out loadtests/report/smoke
 
 clean:
