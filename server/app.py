@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute
 from server.auth import AuthMiddleware
 from server.client_api import ClientApiMiddleware
 from server.context import AppContext
-from server.errors import handle_http_exception, handle_voucherd_error
+from server.errors import UNAVAILABLE, handle_http_exception, handle_unavailable, handle_voucherd_error
 from server.middleware import RequestContextMiddleware
 from server.resources import (
     async_actions,
@@ -121,7 +121,11 @@ def build_app(settings: Settings, routes: list[BaseRoute] | None = None) -> Star
             Middleware(ClientApiMiddleware),
             Middleware(AuthMiddleware),
         ],
-        exception_handlers={VoucherdError: handle_voucherd_error, HTTPException: handle_http_exception},
+        exception_handlers={
+            VoucherdError: handle_voucherd_error,
+            HTTPException: handle_http_exception,
+            **dict.fromkeys(UNAVAILABLE, handle_unavailable),
+        },
         lifespan=lifespan,
     )
 

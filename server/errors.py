@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +20,7 @@ from voucherd.errors import (
     NotAcceptable,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
@@ -24,6 +28,17 @@ from voucherd.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+# A lost or refused connection to Redis or PostgreSQL (the worker retries the same ones in place).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    ConnectionRefusedError,
+)
 
 _BY_STATUS: dict[int, type[VoucherdError]] = {
     400: InvalidPayload,
@@ -49,6 +64,13 @@ def error_response(error: VoucherdError, request_id: str) -> ORJSONResponse:
 async def handle_voucherd_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, VoucherdError)
     return error_response(exc, request_id_of(request))
+
+
+async def handle_unavailable(request: Request, exc: Exception) -> Response:
+    """Redis or PostgreSQL unreachable: a 503 the client can retry, not a 500."""
+    log.warning("storage unreachable during %s %s: %s", request.method, request.url.path, exc)
+    error = ServiceUnavailable("A storage service is unreachable; retry shortly.")
+    return error_response(error, request_id_of(request))
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
