@@ -199,6 +199,25 @@ async def _require_product(conn: asyncpg.Connection, project_id: str, ref: str) 
     return row
 
 
+async def _lock_existing(
+    conn: asyncpg.Connection, table: str, kind: str, project_id: str, object_id: str | None, source_id: str | None
+) -> asyncpg.Record | None:
+    """The row an upsert names, locked: by ``id`` (which must exist) or else by ``source_id``."""
+    assert table in ("products", "skus")  # never from input
+    if object_id is not None:
+        row = await conn.fetchrow(
+            f"SELECT * FROM {table} WHERE project_id = $1 AND id = $2 FOR UPDATE", project_id, object_id
+        )
+        if row is None:
+            raise NotFound.of(kind, object_id)
+        return row
+    if source_id is not None:
+        return await conn.fetchrow(
+            f"SELECT * FROM {table} WHERE project_id = $1 AND source_id = $2 FOR UPDATE", project_id, source_id
+        )
+    return None
+
+
 async def upsert_product(conn: asyncpg.Connection, project_id: str, body: dict[str, Any]) -> asyncpg.Record:
     """Create, or update the product named by ``id`` / ``source_id`` (metadata is replaced as a whole)."""
     fields = _product_fields(body)
@@ -206,17 +225,7 @@ async def upsert_product(conn: asyncpg.Connection, project_id: str, body: dict[s
     if "metadata" in fields:
         await metadata_schemas.check(conn, project_id, "product", fields["metadata"])
     async with conn.transaction():
-        existing = None
-        if product_id is not None:
-            existing = await conn.fetchrow(
-                "SELECT * FROM products WHERE project_id = $1 AND id = $2 FOR UPDATE", project_id, product_id
-            )
-            if existing is None:
-                raise NotFound.of("product", product_id)
-        elif source_id is not None:
-            existing = await conn.fetchrow(
-                "SELECT * FROM products WHERE project_id = $1 AND source_id = $2 FOR UPDATE", project_id, source_id
-            )
+        existing = await _lock_existing(conn, "products", "product", project_id, product_id, source_id)
         return await _upsert_row(
             conn, "products", project_id, existing, fields, {"id": new_id("prod"), "source_id": source_id}
         )
@@ -293,17 +302,7 @@ async def upsert_sku(
     if "metadata" in fields:
         await metadata_schemas.check(conn, project_id, "sku", fields["metadata"])
     async with conn.transaction():
-        existing = None
-        if sku_id is not None:
-            existing = await conn.fetchrow(
-                "SELECT * FROM skus WHERE project_id = $1 AND id = $2 FOR UPDATE", project_id, sku_id
-            )
-            if existing is None:
-                raise NotFound.of("sku", sku_id)
-        elif source_id is not None:
-            existing = await conn.fetchrow(
-                "SELECT * FROM skus WHERE project_id = $1 AND source_id = $2 FOR UPDATE", project_id, source_id
-            )
+        existing = await _lock_existing(conn, "skus", "sku", project_id, sku_id, source_id)
         if existing is not None and existing["product_id"] != product["id"]:
             raise InvalidPayload(f"SKU {existing['id']} belongs to product {existing['product_id']}")
         return await _upsert_row(
