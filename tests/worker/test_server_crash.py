@@ -54,7 +54,12 @@ def server(settings: Settings, port: int) -> Iterator[subprocess.Popen[bytes]]:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(20)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                # Shutting down gracefully is not this test's subject; a slow one must not fail it.
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
 
 
 def test_a_killed_server_leaves_no_partial_redemption(settings: Settings, project: ProjectKeys) -> None:
