@@ -1,6 +1,7 @@
 # Order state and discount math; cimported by stacking and qualification.
 
 from engine.formula cimport Formula
+from engine.jsonout cimport JBuf
 
 cdef class Line:
     cdef public Py_ssize_t index
@@ -11,11 +12,9 @@ cdef class Line:
     cdef public long long discount_quantity, req_discount_quantity, step_discount_quantity
     cdef public long long req_added_quantity, step_added_quantity
     cdef public dict raw
-    # render caches: the static head of the item dict, and the last step-view dict
-    cdef dict _tpl
-    cdef long long _tq, _tamt
-    cdef dict _snap
-    cdef long long _sd, _ssd, _sdq, _ssdq, _sadd, _sq, _samt
+    # render cache: the item's JSON opening, valid while quantity and amount are unchanged
+    cdef bytes _head
+    cdef long long _hq, _hamt
     cdef inline long long subtotal(self):
         return self.amount - self.discount_amount
     cdef inline long long unit_price(self):
@@ -23,9 +22,8 @@ cdef class Line:
             return self.price
         return self.amount // self.quantity if self.quantity > 0 else 0
     cdef Line copy(self)
-    cdef dict _head(self)
-    cdef dict _fresh(self)
-    cpdef dict to_dict(self, bint step)
+    cdef bytes head(self)
+    cdef int render(self, JBuf *b, bint step) except -1
 
 
 cdef class Order:
@@ -34,10 +32,17 @@ cdef class Order:
     cdef public long long discount_amount, req_discount_amount, step_discount_amount
     cdef public dict raw
     cdef dict _echo
+    cdef bytes _echo_json
     cpdef long long items_discount_amount(self)
     cpdef long long total_amount(self)
     cpdef Order copy(self)
     cpdef void begin_step(self)
+    cdef dict echo(self)
+    cdef bytes echo_json(self)
+    cdef int render_items(self, JBuf *b, bint step) except -1
+    cpdef bytes to_json(self, bint step=*, bint with_items=*)
+    cpdef object snapshot(self, bint step=*)
+    cpdef dict view(self, bint step=*)
     cpdef dict to_dict(self, bint step=*, bint with_items=*)
 
 

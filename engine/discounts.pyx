@@ -31,13 +31,21 @@ import re
 
 from libc.math cimport ceil, floor
 from libc.stdlib cimport free, malloc, qsort
+from libc.string cimport memcpy
 
 
 cdef extern from "Python.h":
     object _PyDict_NewPresized(Py_ssize_t minused)
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
 from engine.formula cimport Formula, compile_formula
+from engine.jsonout cimport (
+    JB_FIELD, JB_INT_MAX, JB_LIT, JBuf, jb_bytes, jb_char, jb_end, jb_free, jb_init, jb_put, jb_reserve, jb_str, jb_value,
+)
 from engine.money cimport c_percent_of, c_round_half_up, c_to_int
+
+from orjson import Fragment, loads
 
 from engine.money import EngineInputError
 
@@ -59,6 +67,7 @@ PRODUCT_QUANTITY_LIMITS = (
 UNITS_LISTED_MAX = 1000
 cdef tuple _CAP_FIELDS = tuple((f, f + "_formula") for f in PRODUCT_QUANTITY_LIMITS)
 _ECHO_ITEM_KEYS = ("source_id", "related_object", "product", "sku", "metadata", "id")
+cdef tuple _ECHO_ITEM_JSON = tuple((k, f',"{k}":'.encode()) for k in _ECHO_ITEM_KEYS)
 _ECHO_ORDER_KEYS = ("id", "source_id", "status", "metadata", "referrer_id", "customer_id")
 _ITEM_OPERAND = re.compile(r"(?<![A-Z_])ORDER_ITEM_")
 
@@ -114,62 +123,59 @@ cdef class Line:
         c.req_added_quantity = self.req_added_quantity
         c.step_added_quantity = self.step_added_quantity
         c.raw = self.raw
-        c._tpl = self._tpl
-        c._tq = self._tq
-        c._tamt = self._tamt
-        c._snap = self._snap
-        c._sd = self._sd
-        c._ssd = self._ssd
-        c._sdq = self._sdq
-        c._ssdq = self._ssdq
-        c._sadd = self._sadd
-        c._sq = self._sq
-        c._samt = self._samt
+        c._head = self._head
+        c._hq = self._hq
+        c._hamt = self._hamt
         return c
 
-    cdef dict _head(self):
-        # The keys that only change when units are added; rebuilt when they do. Presized,
-        # so copies keep room for the per-view keys without resizing.
-        if self._tpl is not None and self._tq == self.quantity and self._tamt == self.amount:
-            return self._tpl
-        self._tpl = self._fresh()
-        self._tq = self.quantity
-        self._tamt = self.amount
-        return self._tpl
-
-    cdef dict _fresh(self):
-        cdef dict d = <dict>_PyDict_NewPresized(20)
+    cdef bytes head(self):
+        """The opening of the item's JSON up to ``price``; rebuilt only when units are added."""
+        if self._head is not None and self._hq == self.quantity and self._hamt == self.amount:
+            return self._head
+        cdef char stack[512]
+        cdef JBuf b
+        cdef char *p
         cdef dict raw = self.raw
-        d["object"] = "order_item"
-        if self.product_id is not None:
-            d["product_id"] = self.product_id
-        if self.sku_id is not None:
-            d["sku_id"] = self.sku_id
-        for k in _ECHO_ITEM_KEYS:
-            v = raw.get(k)
-            if v is not None:
-                d[k] = v
-        d["quantity"] = self.quantity
-        d["initial_quantity"] = self.initial_quantity
-        d["amount"] = self.amount
-        d["initial_amount"] = self.initial_amount
-        if self.has_price:
-            d["price"] = self.price
-        return d
+        jb_init(&b, stack, 512)
+        try:
+            p = jb_reserve(&b, 32)
+            jb_end(&b, JB_LIT(p, b'{"object":"order_item"'))
+            if self.product_id is not None:
+                jb_end(&b, JB_LIT(jb_reserve(&b, 16), b',"product_id":'))
+                jb_str(&b, self.product_id)
+            if self.sku_id is not None:
+                jb_end(&b, JB_LIT(jb_reserve(&b, 16), b',"sku_id":'))
+                jb_str(&b, self.sku_id)
+            for k, prefix in _ECHO_ITEM_JSON:
+                v = raw.get(k)
+                if v is not None:
+                    jb_put(&b, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix))
+                    if type(v) is str:
+                        jb_str(&b, v)
+                    else:
+                        jb_value(&b, v)
+            p = jb_reserve(&b, 100 + 5 * JB_INT_MAX)
+            p = JB_FIELD(p, b',"quantity":', self.quantity)
+            p = JB_FIELD(p, b',"initial_quantity":', self.initial_quantity)
+            p = JB_FIELD(p, b',"amount":', self.amount)
+            p = JB_FIELD(p, b',"initial_amount":', self.initial_amount)
+            if self.has_price:
+                p = JB_FIELD(p, b',"price":', self.price)
+            jb_end(&b, p)
+            self._head = jb_bytes(&b)
+        finally:
+            jb_free(&b)
+        self._hq = self.quantity
+        self._hamt = self.amount
+        return self._head
 
-    cpdef dict to_dict(self, bint step):
-        """Voucherify ``OrderCalculatedItem``; ``step`` selects the per-redeemable applied view.
-
-        Step views are cached on the line: while its amounts do not change, successive
-        snapshots share one dict (treat rendered output as read-only).
-        """
+    cdef int render(self, JBuf *b, bint step) except -1:
+        """Voucherify ``OrderCalculatedItem``; ``step`` selects the per-redeemable applied view."""
         cdef long long applied, applied_q, added
+        cdef bytes head = self.head()
+        cdef Py_ssize_t hn = PyBytes_GET_SIZE(head)
+        cdef char *p = jb_reserve(b, hn + 200 + 7 * JB_INT_MAX)
         if step:
-            if (self._snap is not None and self._sd == self.discount_amount
-                    and self._ssd == self.step_discount_amount and self._sdq == self.discount_quantity
-                    and self._ssdq == self.step_discount_quantity and self._sadd == self.step_added_quantity
-                    and self._sq == self.quantity and self._samt == self.amount):
-                return self._snap
             applied = self.step_discount_amount
             applied_q = self.step_discount_quantity
             added = self.step_added_quantity
@@ -177,37 +183,30 @@ cdef class Line:
             applied = self.req_discount_amount
             applied_q = self.req_discount_quantity
             added = self.req_added_quantity
-        cdef dict d
-        if step or (self._tpl is not None and self._tq == self.quantity and self._tamt == self.amount):
-            d = self._head().copy()
-        else:
-            d = self._fresh()
-        d["subtotal_amount"] = self.amount - self.discount_amount
+        memcpy(p, PyBytes_AS_STRING(head), hn)
+        p = JB_FIELD(p + hn, b',"subtotal_amount":', self.amount - self.discount_amount)
         if self.discount_amount:
-            d["discount_amount"] = self.discount_amount
+            p = JB_FIELD(p, b',"discount_amount":', self.discount_amount)
         if applied:
-            d["applied_discount_amount"] = applied
+            p = JB_FIELD(p, b',"applied_discount_amount":', applied)
         if self.discount_quantity:
-            d["discount_quantity"] = self.discount_quantity
+            p = JB_FIELD(p, b',"discount_quantity":', self.discount_quantity)
         if applied_q:
-            d["applied_discount_quantity"] = applied_q
+            p = JB_FIELD(p, b',"applied_discount_quantity":', applied_q)
         if added:
-            d["applied_quantity"] = added
-            d["applied_quantity_amount"] = added * self.unit_price()
-        if step:
-            self._snap = d
-            self._sd = self.discount_amount
-            self._ssd = self.step_discount_amount
-            self._sdq = self.discount_quantity
-            self._ssdq = self.step_discount_quantity
-            self._sadd = self.step_added_quantity
-            self._sq = self.quantity
-            self._samt = self.amount
-        return d
+            p = JB_FIELD(p, b',"applied_quantity":', added)
+            p = JB_FIELD(p, b',"applied_quantity_amount":', added * self.unit_price())
+        p[0] = 125  # }
+        jb_end(b, p + 1)
+        return 0
 
 
 cdef class Order:
-    """The running calculated order; ``lines`` are :class:`Line` in request order."""
+    """The running calculated order; ``lines`` are :class:`Line` in request order.
+
+    Rendering writes JSON directly (:meth:`to_json`): an evaluation renders one snapshot
+    per applied redeemable, and building those as dicts cost more than the discount math.
+    """
 
     cpdef long long items_discount_amount(self):
         cdef long long s = 0
@@ -231,6 +230,7 @@ cdef class Order:
         c.step_discount_amount = self.step_discount_amount
         c.raw = self.raw
         c._echo = self._echo
+        c._echo_json = self._echo_json
         return c
 
     cpdef void begin_step(self):
@@ -242,24 +242,8 @@ cdef class Order:
             ln.step_discount_quantity = 0
             ln.step_added_quantity = 0
 
-    cpdef dict to_dict(self, bint step=False, bint with_items=True):
-        """Voucherify ``OrderCalculated``: cumulative fields plus the step or request ``applied_*`` view."""
-        cdef long long items = 0, items_applied = 0, applied, total
-        cdef Line ln
-        cdef list out_items
-        cdef dict d
-        if with_items:
-            out_items = []
-            for ln in self.lines:
-                items += ln.discount_amount
-                items_applied += ln.step_discount_amount if step else ln.req_discount_amount
-                out_items.append(ln.to_dict(step))
-        else:
-            for ln in self.lines:
-                items += ln.discount_amount
-                items_applied += ln.step_discount_amount if step else ln.req_discount_amount
-        applied = self.step_discount_amount if step else self.req_discount_amount
-        total = self.amount - self.discount_amount - items
+    cdef dict echo(self):
+        # The request's identifying fields, repeated in every rendering.
         if self._echo is None:
             d = {"object": "order"}
             for k in _ECHO_ORDER_KEYS:
@@ -267,8 +251,96 @@ cdef class Order:
                 if v is not None:
                     d[k] = v
             self._echo = d
+        return self._echo
+
+    cdef bytes echo_json(self):
+        cdef char stack[256]
+        cdef JBuf b
+        if self._echo_json is None:
+            jb_init(&b, stack, 256)
+            try:
+                jb_end(&b, JB_LIT(jb_reserve(&b, 32), b'{"object":"order"'))
+                for k, v in self.echo().items():
+                    if k != "object":
+                        jb_char(&b, 44)  # ,
+                        jb_str(&b, k)
+                        jb_char(&b, 58)  # :
+                        jb_value(&b, v)
+                self._echo_json = jb_bytes(&b)
+            finally:
+                jb_free(&b)
+        return self._echo_json
+
+    cdef int render_items(self, JBuf *b, bint step) except -1:
+        cdef Line ln
+        cdef bint first = True
+        jb_char(b, 91)  # [
+        for ln in self.lines:
+            if not first:
+                jb_char(b, 44)
+            first = False
+            ln.render(b, step)
+        return jb_char(b, 93)  # ]
+
+    cpdef bytes to_json(self, bint step=False, bint with_items=True):
+        """Voucherify ``OrderCalculated`` as JSON: cumulative fields plus the step or request
+        ``applied_*`` view."""
+        cdef long long items = 0, items_applied = 0, applied, total
+        cdef Line ln
+        cdef char stack[8192]
+        cdef JBuf b
+        cdef char *p
+        cdef bytes echo = self.echo_json()
+        cdef Py_ssize_t en = PyBytes_GET_SIZE(echo)
+        for ln in self.lines:
+            items += ln.discount_amount
+            items_applied += ln.step_discount_amount if step else ln.req_discount_amount
+        applied = self.step_discount_amount if step else self.req_discount_amount
+        total = self.amount - self.discount_amount - items
+        jb_init(&b, stack, 8192)
+        try:
+            p = jb_reserve(&b, en + 300 + 9 * JB_INT_MAX)
+            memcpy(p, PyBytes_AS_STRING(echo), en)
+            p = JB_FIELD(p + en, b',"amount":', self.amount)
+            p = JB_FIELD(p, b',"initial_amount":', self.initial_amount)
+            p = JB_FIELD(p, b',"discount_amount":', self.discount_amount)
+            p = JB_FIELD(p, b',"items_discount_amount":', items)
+            p = JB_FIELD(p, b',"total_discount_amount":', self.discount_amount + items)
+            p = JB_FIELD(p, b',"total_amount":', total if total > 0 else 0)
+            p = JB_FIELD(p, b',"applied_discount_amount":', applied)
+            p = JB_FIELD(p, b',"items_applied_discount_amount":', items_applied)
+            p = JB_FIELD(p, b',"total_applied_discount_amount":', applied + items_applied)
+            if with_items:
+                p = JB_LIT(p, b',"items":')
+            jb_end(&b, p)
+            if with_items:
+                self.render_items(&b, step)
+            jb_char(&b, 125)
+            return jb_bytes(&b)
+        finally:
+            jb_free(&b)
+
+    cpdef object snapshot(self, bint step=True):
+        """The calculated order as a pre-serialised ``orjson.Fragment`` (for responses)."""
+        return Fragment(self.to_json(step, True))
+
+    cpdef dict view(self, bint step=False):
+        """The calculated order as a dict whose ``items`` is a pre-serialised ``orjson.Fragment``.
+
+        For callers that add fields to the order and serialise it with orjson.
+        """
+        cdef long long items = 0, items_applied = 0, applied, total
+        cdef Line ln
+        cdef JBuf b
+        cdef char stack[8192]
+        cdef dict d
+        for ln in self.lines:
+            items += ln.discount_amount
+            items_applied += ln.step_discount_amount if step else ln.req_discount_amount
+        applied = self.step_discount_amount if step else self.req_discount_amount
+        total = self.amount - self.discount_amount - items
         d = <dict>_PyDict_NewPresized(16)
-        d.update(self._echo)
+        d.update(self.echo())
         d["amount"] = self.amount
         d["initial_amount"] = self.initial_amount
         d["discount_amount"] = self.discount_amount
@@ -278,9 +350,17 @@ cdef class Order:
         d["applied_discount_amount"] = applied
         d["items_applied_discount_amount"] = items_applied
         d["total_applied_discount_amount"] = applied + items_applied
-        if with_items:
-            d["items"] = out_items
+        jb_init(&b, stack, 8192)
+        try:
+            self.render_items(&b, step)
+            d["items"] = Fragment(jb_bytes(&b))
+        finally:
+            jb_free(&b)
         return d
+
+    cpdef dict to_dict(self, bint step=False, bint with_items=True):
+        """The calculated order as plain data (parsed from :meth:`to_json`: one renderer)."""
+        return loads(self.to_json(step, with_items))
 
 
 cdef inline object _opt_id(object v):

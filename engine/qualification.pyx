@@ -72,8 +72,10 @@ cdef class Qualifier:
 
         Each data item: ``{id, object, created_at?, result, order, applicable_to,
         inapplicable_to, metadata?, categories?}``; ``order`` is the cart with this
-        redeemable alone. Sorting: DEFAULT (created_at desc), BEST_DEAL / LEAST_DEAL
-        (by ``order.total_applied_discount_amount``).
+        redeemable alone, pre-serialised (an ``orjson.Fragment``; the top-level ``order``
+        is a dict whose ``items`` is one). ``deals`` lists each item's
+        ``order.total_applied_discount_amount``. Sorting: DEFAULT (created_at desc),
+        BEST_DEAL / LEAST_DEAL (by that amount).
         """
         cdef Order base = order if isinstance(order, Order) else build_order(order or {})
         cdef Order o
@@ -94,10 +96,9 @@ cdef class Qualifier:
                         picked.update(hits)
         found = []
         if picked:
-            # Render the untouched step view once: every candidate's copy inherits the cached
-            # item dicts, so only the lines a candidate changes are rendered again.
+            # Every candidate's copy inherits the lines' cached JSON openings.
             base.begin_step()
-            base.to_dict(True, True)
+            base.to_json(True, True)
         for i in sorted(picked):
             o = base.copy()
             ok, res = evaluate_single(self.prepared[i], o, cust, now, ctx)
@@ -114,20 +115,23 @@ cdef class Qualifier:
         has_more = limit is not None and total > limit
         kept = found if limit is None else found[:limit]
         data = []
-        for _created, _deal, i, o, res in kept:
+        deals = []
+        for _created, deal, i, o, res in kept:
             c = self.candidates[i]
             item = {"id": c.get("id"), "object": c.get("object") or "voucher"}
             if c.get("created_at") is not None:
                 item["created_at"] = c["created_at"]
             item.update(res)
-            item["order"] = o.to_dict(True, True)
+            item["order"] = o.snapshot(True)
             for k in ("metadata", "categories", "name", "banner", "campaign_id", "campaign_name"):
                 if c.get(k) is not None:
                     item[k] = c[k]
             data.append(item)
+            deals.append(deal)
         return {
             "redeemables": {"object": "list", "data_ref": "data", "data": data, "total": total,
                             "has_more": has_more},
-            "order": base.to_dict(False, True),
+            "order": base.view(False),
+            "deals": deals,
             "evaluated": len(picked),
         }

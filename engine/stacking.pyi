@@ -22,6 +22,11 @@
 Returns ``{"valid", "redeemables": [request order; each {status, id, object, result, order?,
 applicable_to?, inapplicable_to?, categories?, metadata?}], "inapplicable_redeemables"?,
 "skipped_redeemables"?, "order": top-level calculated order, "stacking_rules": normalized}``.
+
+Calculated orders are rendered once, as JSON: each redeemable's ``order`` is an
+``orjson.Fragment`` and the top-level ``order`` a dict whose ``items`` is one, so
+``orjson.dumps`` writes them without walking dicts; ``orjson.loads(orjson.dumps(out))``
+gives plain data.
 """
 
 from datetime import datetime
@@ -51,7 +56,6 @@ def evaluate_stack(
     now: datetime,
     stacking_rules: dict[str, Any] | None = None,
     context: dict[str, Any] | None = None,
-    snapshot_items: bool = True,
 ) -> dict[str, Any]: ...
 def evaluate_single(
     r: dict[str, Any] | CompiledRedeemable,

@@ -191,15 +191,6 @@ cdef dict _list(list data):
     return {"object": "list", "data_ref": "data", "data": data, "total": len(data)}
 
 
-cdef list _entries(list entries):
-    out = []
-    for e in entries:
-        if e.get("effect") is None:
-            e = dict(e, effect="APPLY_TO_EVERY")
-        out.append(e)
-    return out
-
-
 cdef dict _env(dict r, dict customer, dict ctx, object now):
     return {
         "CUSTOMER_METADATA": customer.get("metadata") or {},
@@ -476,14 +467,12 @@ cdef tuple _coverage(CompiledRedeemable cr, Order o, list targets, list picks, b
     return _list(inc), _list(exc)
 
 
-def evaluate_stack(list redeemables, object order, customer, now, stacking_rules=None, context=None,
-                   bint snapshot_items=True):
+def evaluate_stack(list redeemables, object order, customer, now, stacking_rules=None, context=None):
     """Validate and apply ``redeemables`` against ``order``; see ``stacking.pyi``.
 
     ``redeemables[]`` may be plain dicts (compiled on the fly), dicts with ``compiled``
     (a cached :class:`CompiledRedeemable` plus live state), or compiled objects.
-    ``snapshot_items=False`` leaves ``items`` out of the per-redeemable order snapshots
-    (the top-level order always has them); rendering dicts dominates the cost.
+    Calculated orders come pre-serialised (see ``stacking.pyi``).
     """
     cdef dict sr = normalize_stacking_rules(stacking_rules)
     cdef dict ctx = dict(context) if context else {}
@@ -643,7 +632,7 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
         if bundle is not None:
             result["bundle"] = bundle
         base["status"] = "APPLICABLE"
-        base["order"] = o.to_dict(True, snapshot_items)
+        base["order"] = o.snapshot(True)
         base["applicable_to"], base["inapplicable_to"] = _coverage(
             cr, o, (<tuple>applied_state)[1], (<tuple>applied_state)[2], (<tuple>applied_state)[3], collections)
         base["result"] = result
@@ -656,7 +645,7 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
     out = {
         "valid": len(applicable) == n and n > 0,
         "redeemables": results,
-        "order": top.to_dict(False, True),
+        "order": top.view(False),
         "stacking_rules": sr,
     }
     inapplicable = [x for x in results if x["status"] == "INAPPLICABLE"]

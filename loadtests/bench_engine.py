@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import orjson
+
 from engine import Qualifier, compile_rules, evaluate_stack, generate_codes
 from engine.discounts import build_order
 from engine.stacking import compile_redeemable
@@ -150,33 +152,28 @@ def main() -> None:
     compiled = [compile_redeemable(r) for r in reds]  # what a server caches per definitions version
     q = qualifier_1000()
     out = q.qualify(order, None, NOW)
-    rows = [
+    rows: list[tuple[str, float | None, float]] = [
         (
-            "stack 5 redeemables / 20-line cart (incl. dict output)",
+            "stack 5 redeemables / 20-line cart (definitions as dicts)",
             20e-6,
             timeit(lambda: evaluate_stack(reds, order, None, NOW, rules)),
         ),
         (
-            "stack 5 redeemables / 20-line cart (snapshots without items)",
-            20e-6,
-            timeit(lambda: evaluate_stack(reds, order, None, NOW, rules, None, False)),
-        ),
-        (
-            "stack 5 compiled redeemables / 20-line cart (incl. dict output)",
+            "stack 5 compiled redeemables / 20-line cart",
             20e-6,
             timeit(lambda: evaluate_stack(compiled, order, None, NOW, rules)),
         ),
         (
-            "stack 5 compiled redeemables (snapshots without items)",
-            20e-6,
-            timeit(lambda: evaluate_stack(compiled, order, None, NOW, rules, None, False)),
+            "  the same, then orjson.dumps of the answer (what a response costs)",
+            None,
+            timeit(lambda: orjson.dumps(evaluate_stack(compiled, order, None, NOW, rules))),
         ),
         (
             "  of which: empty stack (build_order + top-level order)",
-            20e-6,
+            None,
             timeit(lambda: evaluate_stack([], order, None, NOW, rules)),
         ),
-        ("  of which: build_order + top-level to_dict (20 lines)", 20e-6, timeit(lambda: build_order(order).to_dict())),
+        ("  of which: build_order (20 lines)", None, timeit(lambda: build_order(order))),
         ("rule set, 10 conditions (check on built order)", 5e-6, timeit(lambda: rs.check(ctx, built))),
         (
             f"qualify 1,000 promotions / 20-line cart ({out['evaluated']} evaluated, "
@@ -189,7 +186,10 @@ def main() -> None:
     ]
     print(f"{'benchmark':<74} {'target':>10} {'measured':>12}  ok")
     for name, target, secs in rows:
-        print(f"{name:<74} {_fmt(target):>10} {_fmt(secs):>12}  {'yes' if secs <= target else 'NO'}")
+        if target is None:
+            print(f"{name:<74} {'':>10} {_fmt(secs):>12}")
+        else:
+            print(f"{name:<74} {_fmt(target):>10} {_fmt(secs):>12}  {'yes' if secs <= target else 'NO'}")
 
 
 def _fmt(s: float) -> str:

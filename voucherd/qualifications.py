@@ -255,7 +255,7 @@ def _after(data: list[dict[str, Any]], boundary: str, rule: str) -> list[dict[st
 def _sort_key(item: dict[str, Any], rule: str) -> tuple[Any, ...]:
     if rule == "DEFAULT":
         return (_created(item), item["id"])
-    deal = (item.get("order") or {}).get("total_applied_discount_amount") or 0
+    deal = item["_deal"]
     return (deal if rule == "BEST_DEAL" else -deal, _created(item), item["id"])
 
 
@@ -273,8 +273,9 @@ def _evaluate(
         return []
     with instruments.timed(instruments.ENGINE_SECONDS, "qualify"):
         found = qualifier.qualify(order, customer, now, rule, context, limit)
-    data = found["redeemables"]
-    items: list[dict[str, Any]] = data["data"] if isinstance(data, dict) else data
+    items: list[dict[str, Any]] = found["redeemables"]["data"]
+    for item, deal in zip(items, found["deals"], strict=True):
+        item["_deal"] = deal  # the order arrives pre-serialised; sorting needs its discount
     return items
 
 
@@ -385,8 +386,8 @@ async def qualify(services: Services, project_id: str, request: QualificationReq
         data = _after(data, boundary, rule)
     page, has_more = data[: request.limit], len(data) > request.limit
     for item in page:
-        item.pop("evaluated", None)
-    base = order.to_dict(False, True)
+        del item["_deal"]
+    base = order.view(False)
     redeemables: dict[str, Any] = {
         "object": "list",
         "data_ref": "data",

@@ -3,6 +3,8 @@
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from engine import compile_rules, evaluate_stack
 from engine.stacking import expand_promotion_stack
 
@@ -33,9 +35,20 @@ def _compiled(raw: dict[str, Any]) -> dict[str, Any]:
     return r
 
 
+def plain(out: Any) -> Any:
+    """Engine output as plain data: calculated orders arrive as pre-serialised fragments."""
+    return orjson.loads(orjson.dumps(out))
+
+
+def stack(*args: Any) -> dict[str, Any]:
+    """``evaluate_stack`` as plain data."""
+    out: dict[str, Any] = plain(evaluate_stack(*args))
+    return out
+
+
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     redeemables, context = prepare(case)
-    return evaluate_stack(
+    return stack(
         redeemables,
         case["order"],
         case.get("customer"),

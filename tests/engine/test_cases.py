@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from engine import evaluate_stack
 from tests.engine.helpers import assert_subset, run_case
 
 CASES = [
@@ -35,13 +34,13 @@ def test_case(case: dict) -> None:
 def test_case_compiled_paths_agree(case: dict) -> None:
     """Cached definitions (compile_redeemable, directly or under "compiled") give the plain-dict result."""
     from engine.stacking import compile_redeemable
-    from tests.engine.helpers import parse_now, prepare
+    from tests.engine.helpers import parse_now, prepare, stack
 
     plain = run_case(case)
     redeemables, context = prepare(case)
     args = (case["order"], case.get("customer"), parse_now(case.get("now")), case.get("stacking_rules"), context)
     compiled = [compile_redeemable(r) for r in redeemables]
-    assert evaluate_stack(compiled, *args) == plain
+    assert stack(compiled, *args) == plain
     keyed = [
         {
             "compiled": compile_redeemable({k: v for k, v in r.items() if k in ("discount", "rules")}),
@@ -49,4 +48,4 @@ def test_case_compiled_paths_agree(case: dict) -> None:
         }
         for r in redeemables
     ]
-    assert evaluate_stack(keyed, *args) == plain
+    assert stack(keyed, *args) == plain

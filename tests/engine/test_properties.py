@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import evaluate_stack
 from engine.money import percent_of, split_largest_remainder
+from tests.engine.helpers import stack
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 SETTINGS = settings(max_examples=150, deadline=None)
@@ -103,8 +103,8 @@ def _redeemables(discounts: list[dict], entries: list[dict]) -> list[dict]:
 def test_totals_and_limits(items: list, discounts: list, entries: list, mode: str) -> None:
     rules = {"discount_calculation_mode": mode, "applicable_redeemables_limit": 5}
     reds = _redeemables(discounts, entries)
-    out = evaluate_stack(reds, {"items": items}, None, NOW, rules)
-    again = evaluate_stack(_redeemables(discounts, entries), {"items": items}, None, NOW, rules)
+    out = stack(reds, {"items": items}, None, NOW, rules)
+    again = stack(_redeemables(discounts, entries), {"items": items}, None, NOW, rules)
     assert out == again  # deterministic
     order = out["order"]
     assert order["total_amount"] >= 0
@@ -155,7 +155,7 @@ def test_percent_never_exceeds_base(base: int, pct: int) -> None:
 @given(items_st, st.integers(1, 200_000))
 def test_proportional_parts_sum(items: list, amount_off: int) -> None:
     d = {"type": "AMOUNT", "amount_off": amount_off, "effect": "APPLY_TO_ITEMS_PROPORTIONALLY"}
-    out = evaluate_stack([{"id": "P", "discount": d}], {"items": items}, None, NOW)
+    out = stack([{"id": "P", "discount": d}], {"items": items}, None, NOW)
     assert out["order"]["items_discount_amount"] == min(amount_off, out["order"]["amount"])
 
 
@@ -176,7 +176,7 @@ def test_partial_respects_limits(limit: int, cat_limit: int, cats: list) -> None
         {"id": f"R{i}", "discount": {"type": "AMOUNT", "amount_off": 1}, **({"categories": [{"id": c}]} if c else {})}
         for i, c in enumerate(cats)
     ]
-    out = evaluate_stack(reds, {"amount": 10_000}, None, NOW, rules)
+    out = stack(reds, {"amount": 10_000}, None, NOW, rules)
     applied = [r for r in out["redeemables"] if r["status"] == "APPLICABLE"]
     assert len(applied) <= limit
     per_cat: dict = {}
@@ -211,7 +211,7 @@ def test_bundle_counts(items: list, rows: list, limit: int) -> None:
         "discount": {"type": "AMOUNT", "amount_off": 1},
         "rules": [compile_rules({"bundle_rules": bundle_rules})],
     }
-    out = evaluate_stack([red], {"items": items}, None, NOW)
+    out = stack([red], {"items": items}, None, NOW)
     bundle = out["redeemables"][0]["result"]["bundle"]
     n = bundle["quantity"]
     assert 0 <= n <= limit

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
 from engine import Qualifier, compile_rules
+from tests.engine.helpers import plain
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -43,13 +44,13 @@ def test_index_sorting_and_results() -> None:
     ]
     q = Qualifier(cands)
     order = {"items": [{"product_id": "prod_a", "price": 1000}, {"product_id": "prod_z", "price": 500}]}
-    out = q.qualify(order, None, NOW)
+    out = plain(q.qualify(order, None, NOW))
     assert out["evaluated"] == 3  # two unconditional + promo_a; the 50 others are never evaluated
     data = out["redeemables"]["data"]
     assert [d["id"] for d in data] == ["promo_a", "promo_any"]
     assert data[0]["order"]["total_applied_discount_amount"] == 500
-    best = q.qualify(order, None, NOW, "BEST_DEAL")["redeemables"]["data"]
-    least = q.qualify(order, None, NOW, "LEAST_DEAL", limit=1)["redeemables"]
+    best = plain(q.qualify(order, None, NOW, "BEST_DEAL"))["redeemables"]["data"]
+    least = plain(q.qualify(order, None, NOW, "LEAST_DEAL", limit=1))["redeemables"]
     assert [d["id"] for d in best] == ["promo_a", "promo_any"]
     assert [d["id"] for d in least["data"]] == ["promo_any"] and least["has_more"]
     assert out["order"]["total_amount"] == 1500
@@ -76,9 +77,9 @@ def test_bundles_in_qualification() -> None:
     order = {"items": [{"product_id": "prod_a", "price": 1000}]}
     q = Qualifier(cands)
     # ALL-like scenarios: the bundle must hold (1 of 2 units -> not returned)
-    assert q.qualify(order, None, NOW)["redeemables"]["total"] == 0
+    assert plain(q.qualify(order, None, NOW))["redeemables"]["total"] == 0
     # scenarios that may ignore the bundle report what is missing
-    out = q.qualify(order, None, NOW, context={"bundle_missing_ok": True})["redeemables"]["data"]
+    out = plain(q.qualify(order, None, NOW, context={"bundle_missing_ok": True}))["redeemables"]["data"]
     assert out[0]["result"]["bundle"]["missing"] == [{"id": "prod_a", "object": "product", "item_quantity": 1}]
-    full = q.qualify({"items": [{"product_id": "prod_a", "price": 1000, "quantity": 2}]}, None, NOW)
+    full = plain(q.qualify({"items": [{"product_id": "prod_a", "price": 1000, "quantity": 2}]}, None, NOW))
     assert full["redeemables"]["data"][0]["result"]["bundle"]["quantity"] == 1

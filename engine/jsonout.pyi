@@ -1,0 +1,1 @@
+"""C-level JSON writer for calculated orders (``jsonout.pxd``); no Python-facing API."""
