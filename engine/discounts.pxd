@@ -6,14 +6,16 @@ from engine.jsonout cimport JBuf
 cdef class Line:
     cdef public Py_ssize_t index
     cdef public object product_id, product_source_id, sku_id, sku_source_id
-    cdef public bint has_price, added
+    cdef public bint has_price, added, plain
     cdef public long long price, quantity, initial_quantity, amount, initial_amount
     cdef public long long discount_amount, req_discount_amount, step_discount_amount
     cdef public long long discount_quantity, req_discount_quantity, step_discount_quantity
     cdef public long long req_added_quantity, step_added_quantity
     cdef public dict raw
-    # render cache: the item's JSON opening, valid while quantity and amount are unchanged
+    # render cache: the item's JSON opening is _head[_hoff:_hoff + _hlen] (_head is shared by
+    # the order's lines), valid while quantity and amount are unchanged
     cdef bytes _head
+    cdef Py_ssize_t _hoff, _hlen
     cdef long long _hq, _hamt
     cdef inline long long subtotal(self):
         return self.amount - self.discount_amount
@@ -22,7 +24,9 @@ cdef class Line:
             return self.price
         return self.amount // self.quantity if self.quantity > 0 else 0
     cdef Line copy(self)
-    cdef bytes head(self)
+    cdef inline bint head_ok(self):
+        return self._head is not None and self._hq == self.quantity and self._hamt == self.amount
+    cdef int write_head(self, JBuf *b) except -1
     cdef int render(self, JBuf *b, bint step) except -1
 
 
@@ -39,6 +43,7 @@ cdef class Order:
     cpdef void begin_step(self)
     cdef dict echo(self)
     cdef bytes echo_json(self)
+    cdef int prepare_heads(self) except -1
     cdef int render_items(self, JBuf *b, bint step) except -1
     cpdef bytes to_json(self, bint step=*, bint with_items=*)
     cpdef object snapshot(self, bint step=*)
@@ -49,6 +54,7 @@ cdef class Order:
 cdef class Entry:
     cdef readonly dict raw
     cdef readonly dict out
+    cdef readonly bytes out_json  # ``out`` as JSON, for rendering applicable_to
     cdef int obj, how
     cdef object eid, sid
     cdef bint unit_target, single, explicit, has_price, needs_env
@@ -78,12 +84,13 @@ cdef class Plan:
     cdef int dtype
     cdef object effect
     cdef bint dynamic, item_formula
-    cdef object static
-    cdef Formula formula
-    cdef long long amount_limit, agg_limit
     cdef object fsrc
+    # (result echo, value, effect) of a static discount, by whether targets are explicit
+    cdef tuple _memo_implicit, _memo_explicit
     cdef dict apply(self, Order o, list targets, bint explicit, dict env, bint initial_mode, dict prices,
                     long long mult, dict used, list picks_out)
+    cdef int _run(self, Order o, int eff, double value, list targets, bint initial_mode, dict oenv,
+                  long long mult, dict used, list picks_out) except -1
 
 
 cpdef Order build_order(dict order)

@@ -29,13 +29,18 @@ Choices the docs leave open (see SEMANTICS §3):
 
 import re
 
+cimport cython
+
 from libc.math cimport ceil, floor
 from libc.stdlib cimport free, malloc, qsort
 from libc.string cimport memcpy
 
 
+from cpython.object cimport PyObject
+
 cdef extern from "Python.h":
     object _PyDict_NewPresized(Py_ssize_t minused)
+    bint PyDict_Next(object d, Py_ssize_t *pos, PyObject **key, PyObject **value)
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
@@ -45,7 +50,7 @@ from engine.jsonout cimport (
 )
 from engine.money cimport c_percent_of, c_round_half_up, c_to_int
 
-from orjson import Fragment, loads
+from orjson import Fragment, JSONEncodeError, dumps, loads
 
 from engine.money import EngineInputError
 
@@ -90,6 +95,35 @@ cdef enum:
     H_TO_DEAR = 3
     H_FROM_DEAR = 4
 
+# build_order reads an item's fields in one pass over its keys; a key's slot is found by
+# its length and bytes (cheaper than a dict lookup per key).
+cdef extern from *:
+    """
+    enum { F_PRODUCT_ID, F_SKU_ID, F_PRODUCT, F_SKU, F_SOURCE_ID, F_RELATED, F_QUANTITY, F_PRICE,
+           F_AMOUNT, F_DISCOUNT, F_METADATA, F_ID, F_SLOTS };
+    static int vd_item_slot(PyObject *k) {
+        if (!PyUnicode_CheckExact(k) || !PyUnicode_IS_ASCII(k)) return -1;
+        const char *s = (const char *)PyUnicode_DATA(k);
+        switch (PyUnicode_GET_LENGTH(k)) {
+        case 2: return memcmp(s, "id", 2) ? -1 : F_ID;
+        case 3: return memcmp(s, "sku", 3) ? -1 : F_SKU;
+        case 5: return memcmp(s, "price", 5) ? -1 : F_PRICE;
+        case 6: return !memcmp(s, "sku_id", 6) ? F_SKU_ID : (!memcmp(s, "amount", 6) ? F_AMOUNT : -1);
+        case 7: return memcmp(s, "product", 7) ? -1 : F_PRODUCT;
+        case 8: return !memcmp(s, "quantity", 8) ? F_QUANTITY : (!memcmp(s, "metadata", 8) ? F_METADATA : -1);
+        case 9: return memcmp(s, "source_id", 9) ? -1 : F_SOURCE_ID;
+        case 10: return memcmp(s, "product_id", 10) ? -1 : F_PRODUCT_ID;
+        case 14: return memcmp(s, "related_object", 14) ? -1 : F_RELATED;
+        case 15: return memcmp(s, "discount_amount", 15) ? -1 : F_DISCOUNT;
+        }
+        return -1;
+    }
+    """
+    enum:
+        F_PRODUCT_ID, F_SKU_ID, F_PRODUCT, F_SKU, F_SOURCE_ID, F_RELATED, F_QUANTITY, F_PRICE, F_AMOUNT,
+        F_DISCOUNT, F_METADATA, F_ID, F_SLOTS
+    int vd_item_slot(PyObject *k) noexcept
+
 cdef dict _TYPES = {"AMOUNT": T_AMOUNT, "PERCENT": T_PERCENT, "FIXED": T_FIXED, "UNIT": T_UNIT}
 cdef dict _EFFECTS = {"APPLY_TO_ORDER": E_ORDER, "APPLY_TO_ITEMS": E_ITEMS, "APPLY_TO_ITEMS_PROPORTIONALLY": E_PROP,
                       "APPLY_TO_ITEMS_PROPORTIONALLY_BY_QUANTITY": E_PROP_Q, "APPLY_TO_ITEMS_BY_QUANTITY": E_BY_Q}
@@ -97,6 +131,8 @@ cdef dict _HOW = {"APPLY_TO_EVERY": H_EVERY, "APPLY_TO_CHEAPEST": H_TO_CHEAP, "A
                   "APPLY_TO_MOST_EXPENSIVE": H_TO_DEAR, "APPLY_FROM_MOST_EXPENSIVE": H_FROM_DEAR}
 
 
+# Free lists: a request builds and drops a line object per cart line and a pick per discounted line.
+@cython.freelist(512)
 cdef class Line:
     """One order line with integer money and cumulative / request / step discounts."""
 
@@ -123,57 +159,47 @@ cdef class Line:
         c.req_added_quantity = self.req_added_quantity
         c.step_added_quantity = self.step_added_quantity
         c.raw = self.raw
+        c.plain = self.plain
         c._head = self._head
+        c._hoff = self._hoff
+        c._hlen = self._hlen
         c._hq = self._hq
         c._hamt = self._hamt
         return c
 
-    cdef bytes head(self):
-        """The opening of the item's JSON up to ``price``; rebuilt only when units are added."""
-        if self._head is not None and self._hq == self.quantity and self._hamt == self.amount:
-            return self._head
-        cdef char stack[512]
-        cdef JBuf b
-        cdef char *p
-        cdef dict raw = self.raw
-        jb_init(&b, stack, 512)
-        try:
-            p = jb_reserve(&b, 32)
-            jb_end(&b, JB_LIT(p, b'{"object":"order_item"'))
-            if self.product_id is not None:
-                jb_end(&b, JB_LIT(jb_reserve(&b, 16), b',"product_id":'))
-                jb_str(&b, self.product_id)
-            if self.sku_id is not None:
-                jb_end(&b, JB_LIT(jb_reserve(&b, 16), b',"sku_id":'))
-                jb_str(&b, self.sku_id)
+    cdef int write_head(self, JBuf *b) except -1:
+        """Write the opening of the item's JSON, up to ``price``."""
+        cdef char *p = jb_reserve(b, 32)
+        jb_end(b, JB_LIT(p, b'{"object":"order_item"'))
+        if self.product_id is not None:
+            jb_end(b, JB_LIT(jb_reserve(b, 16), b',"product_id":'))
+            jb_str(b, self.product_id)
+        if self.sku_id is not None:
+            jb_end(b, JB_LIT(jb_reserve(b, 16), b',"sku_id":'))
+            jb_str(b, self.sku_id)
+        if not self.plain:
             for k, prefix in _ECHO_ITEM_JSON:
-                v = raw.get(k)
+                v = self.raw.get(k)
                 if v is not None:
-                    jb_put(&b, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix))
+                    jb_put(b, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix))
                     if type(v) is str:
-                        jb_str(&b, v)
+                        jb_str(b, v)
                     else:
-                        jb_value(&b, v)
-            p = jb_reserve(&b, 100 + 5 * JB_INT_MAX)
-            p = JB_FIELD(p, b',"quantity":', self.quantity)
-            p = JB_FIELD(p, b',"initial_quantity":', self.initial_quantity)
-            p = JB_FIELD(p, b',"amount":', self.amount)
-            p = JB_FIELD(p, b',"initial_amount":', self.initial_amount)
-            if self.has_price:
-                p = JB_FIELD(p, b',"price":', self.price)
-            jb_end(&b, p)
-            self._head = jb_bytes(&b)
-        finally:
-            jb_free(&b)
-        self._hq = self.quantity
-        self._hamt = self.amount
-        return self._head
+                        jb_value(b, v)
+        p = jb_reserve(b, 100 + 5 * JB_INT_MAX)
+        p = JB_FIELD(p, b',"quantity":', self.quantity)
+        p = JB_FIELD(p, b',"initial_quantity":', self.initial_quantity)
+        p = JB_FIELD(p, b',"amount":', self.amount)
+        p = JB_FIELD(p, b',"initial_amount":', self.initial_amount)
+        if self.has_price:
+            p = JB_FIELD(p, b',"price":', self.price)
+        jb_end(b, p)
+        return 0
 
     cdef int render(self, JBuf *b, bint step) except -1:
         """Voucherify ``OrderCalculatedItem``; ``step`` selects the per-redeemable applied view."""
         cdef long long applied, applied_q, added
-        cdef bytes head = self.head()
-        cdef Py_ssize_t hn = PyBytes_GET_SIZE(head)
+        cdef Py_ssize_t hn = self._hlen
         cdef char *p = jb_reserve(b, hn + 200 + 7 * JB_INT_MAX)
         if step:
             applied = self.step_discount_amount
@@ -183,7 +209,7 @@ cdef class Line:
             applied = self.req_discount_amount
             applied_q = self.req_discount_quantity
             added = self.req_added_quantity
-        memcpy(p, PyBytes_AS_STRING(head), hn)
+        memcpy(p, PyBytes_AS_STRING(self._head) + self._hoff, hn)
         p = JB_FIELD(p + hn, b',"subtotal_amount":', self.amount - self.discount_amount)
         if self.discount_amount:
             p = JB_FIELD(p, b',"discount_amount":', self.discount_amount)
@@ -201,6 +227,7 @@ cdef class Line:
         return 0
 
 
+@cython.freelist(16)
 cdef class Order:
     """The running calculated order; ``lines`` are :class:`Line` in request order.
 
@@ -271,9 +298,40 @@ cdef class Order:
                 jb_free(&b)
         return self._echo_json
 
+    cdef int prepare_heads(self) except -1:
+        """Render the heads of the lines that have none (or whose units changed) into one buffer."""
+        cdef Line ln
+        cdef char stack[4096]
+        cdef JBuf b
+        cdef bint stale = False
+        for ln in self.lines:
+            if not ln.head_ok():
+                stale = True
+                break
+        if not stale:
+            return 0
+        jb_init(&b, stack, 4096)
+        try:
+            for ln in self.lines:
+                if not ln.head_ok():
+                    ln._head = None
+                    ln._hoff = b.n
+                    ln.write_head(&b)
+                    ln._hlen = b.n - ln._hoff
+            arena = jb_bytes(&b)
+        finally:
+            jb_free(&b)
+        for ln in self.lines:
+            if ln._head is None:
+                ln._head = arena
+                ln._hq = ln.quantity
+                ln._hamt = ln.amount
+        return 0
+
     cdef int render_items(self, JBuf *b, bint step) except -1:
         cdef Line ln
         cdef bint first = True
+        self.prepare_heads()
         jb_char(b, 91)  # [
         for ln in self.lines:
             if not first:
@@ -397,39 +455,56 @@ cpdef Order build_order(dict order):
             items = ()
         else:
             raise EngineInputError("order.items must be a list")
+    cdef PyObject *f[F_SLOTS]
+    cdef PyObject *kp
+    cdef PyObject *vp
+    cdef int slot
+    cdef Py_ssize_t pos, k
     for obj in items:
         if type(obj) is not dict:
             if not isinstance(obj, dict):
                 raise EngineInputError("order.items[] must be objects")
         item = <dict>obj
+        # One pass over the item's keys instead of a lookup per field (f[] holds borrowed values).
+        for k in range(F_SLOTS):
+            f[k] = NULL
+        pos = 0
+        while PyDict_Next(item, &pos, &kp, &vp):
+            if vp != <PyObject *>None:
+                slot = vd_item_slot(kp)
+                if slot >= 0:
+                    f[slot] = vp
         ln = Line.__new__(Line)
         ln.index = i
         ln.raw = item
-        p = item.get("product")
+        # Plain lines (no echoed fields) skip the echo lookups when rendered.
+        ln.plain = (f[F_PRODUCT] == NULL and f[F_SKU] == NULL and f[F_SOURCE_ID] == NULL
+                    and f[F_RELATED] == NULL and f[F_METADATA] == NULL and f[F_ID] == NULL)
+        p = <object>f[F_PRODUCT] if f[F_PRODUCT] != NULL else None
         product = <dict>p if p and type(p) is dict else (dict(p) if p else None)
-        s = item.get("sku")
+        s = <object>f[F_SKU] if f[F_SKU] != NULL else None
         sku = <dict>s if s and type(s) is dict else (dict(s) if s else None)
-        v = item.get("product_id")
+        v = <object>f[F_PRODUCT_ID] if f[F_PRODUCT_ID] != NULL else None
         if not v and product is not None:
             v = product.get("id")
         ln.product_id = _opt_id(v or None)
-        v = item.get("sku_id")
+        v = <object>f[F_SKU_ID] if f[F_SKU_ID] != NULL else None
         if not v and sku is not None:
             v = sku.get("id")
         ln.sku_id = _opt_id(v or None)
         ln.product_source_id = _opt_id(product.get("source_id")) if product is not None else None
         ln.sku_source_id = _opt_id(sku.get("source_id")) if sku is not None else None
-        src = _opt_id(item.get("source_id"))
+        src = _opt_id(<object>f[F_SOURCE_ID]) if f[F_SOURCE_ID] != NULL else None
         if src is not None:
-            if item.get("related_object") == "sku":
+            if f[F_RELATED] != NULL and <object>f[F_RELATED] == "sku":
                 ln.sku_source_id = ln.sku_source_id or src
             else:
                 ln.product_source_id = ln.product_source_id or src
-        q = item.get("quantity")
+        q = <object>f[F_QUANTITY] if f[F_QUANTITY] != NULL else None
         ln.quantity = 1 if q is None else _int(q, "order.items[].quantity")
         if ln.quantity < 0:
             raise EngineInputError("order.items[].quantity must not be negative")
-        price = item.get("price")
+        price = <object>f[F_PRICE] if f[F_PRICE] != NULL else None
         if price is None:
             if sku is not None:
                 price = sku.get("price")
@@ -439,13 +514,13 @@ cpdef Order build_order(dict order):
         ln.price = _int(price, "order.items[].price") if ln.has_price else 0
         if ln.price < 0:
             raise EngineInputError("order.items[].price must not be negative")
-        amount = item.get("amount")
+        amount = <object>f[F_AMOUNT] if f[F_AMOUNT] != NULL else None
         ln.amount = _int(amount, "order.items[].amount") if amount is not None else ln.price * ln.quantity
         if ln.amount < 0:
             raise EngineInputError("order.items[].amount must not be negative")
         ln.initial_quantity = ln.quantity
         ln.initial_amount = ln.amount
-        prior = item.get("discount_amount")
+        prior = <object>f[F_DISCOUNT] if f[F_DISCOUNT] != NULL else None
         if prior is not None:
             ln.discount_amount = min(max(_int(prior, "order.items[].discount_amount"), 0), ln.amount)
         total += ln.amount
@@ -587,6 +662,10 @@ cdef class Entry:
     def __init__(self, dict entry):
         self.raw = entry
         self.out = entry if entry.get("effect") is not None else dict(entry, effect="APPLY_TO_EVERY")
+        try:
+            self.out_json = dumps(self.out)
+        except JSONEncodeError as exc:
+            raise EngineInputError(f"applicable_to entry cannot be written as JSON: {exc}") from None
         obj = entry.get("object")
         self.obj = 1 if obj == "sku" else (2 if obj == "products_collection" else 0)
         self.eid = entry.get("id")
@@ -643,6 +722,7 @@ cdef Entry _ALL = Entry(ALL_ITEMS)
 _ALL.explicit = False
 
 
+@cython.freelist(512)
 cdef class Pick:
     """``units`` of ``ln`` chosen by ``entry``; ``start`` is the first unit's position in the entry."""
     pass
@@ -1188,6 +1268,15 @@ cdef class Plan:
                     needs_env = True
                     break
         oenv = _order_env(o, env) if needs_env else env
+        # A static discount computes its echo and value once (the echo is shared: read-only).
+        cacheable = not needs_env and mult == 1 and self.dtype != T_UNIT
+        memo = (self._memo_explicit if explicit else self._memo_implicit) if cacheable else None
+        if memo is not None:
+            out = <dict>(<tuple>memo)[0]
+            value = (<tuple>memo)[1]
+            eff = (<tuple>memo)[2]
+            self._run(o, eff, value, targets, initial_mode, oenv, mult, used, picks_out)
+            return out
         out = dict(discount)
         effect = self.effect
         if self.dtype == T_UNIT:
@@ -1228,12 +1317,22 @@ cdef class Plan:
         out["effect"] = effect
         if self.dynamic:
             out["is_dynamic"] = True
-        if eff == E_ORDER:
-            _order_level(o, self.dtype, value, discount, initial_mode)
-        else:
-            _items(o, self.dtype, eff, value, discount, targets or [], initial_mode, oenv, self, mult, used,
-                   picks_out if picks_out is not None else [])
+        if cacheable:
+            if explicit:
+                self._memo_explicit = (out, value, eff)
+            else:
+                self._memo_implicit = (out, value, eff)
+        self._run(o, eff, value, targets, initial_mode, oenv, mult, used, picks_out)
         return out
+
+    cdef int _run(self, Order o, int eff, double value, list targets, bint initial_mode, dict oenv,
+                  long long mult, dict used, list picks_out) except -1:
+        if eff == E_ORDER:
+            _order_level(o, self.dtype, value, self.raw, initial_mode)
+        else:
+            _items(o, self.dtype, eff, value, self.raw, targets or [], initial_mode, oenv, self, mult, used,
+                   picks_out if picks_out is not None else [])
+        return 0
 
 
 cpdef Plan compile_discount(dict discount):

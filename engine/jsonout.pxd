@@ -5,27 +5,45 @@
 # reserve room first (``jb_reserve``), write, then store the cursor back (``jb_end``).
 # Rare paths (growing, escaping, nested values) live in jsonout.pyx.
 
+from libc.string cimport memcpy
+
 cdef extern from *:
     """
+    #include <stdint.h>
     #include <string.h>
     static const char JB_DIGITS[] =
         "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
         "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
         "8081828384858687888990919293949596979899";
+    /* Digits are written backwards from the end, two at a time: no temporary, no memcpy call.
+       Money and quantities fit 32 bits almost always, and 32-bit division is the cheap kind. */
+    static CYTHON_INLINE char *jb_w_u32(char *p, uint32_t v) {
+        int n = v < 10 ? 1 : v < 100 ? 2 : v < 1000 ? 3 : v < 10000 ? 4 : v < 100000 ? 5
+              : v < 1000000 ? 6 : v < 10000000 ? 7 : v < 100000000 ? 8 : v < 1000000000 ? 9 : 10;
+        char *end = p + n;
+        char *q = end;
+        while (v >= 100) {
+            uint32_t r = (v % 100) * 2;
+            v /= 100;
+            q -= 2;
+            q[0] = JB_DIGITS[r];
+            q[1] = JB_DIGITS[r + 1];
+        }
+        if (v >= 10) {
+            q[-2] = JB_DIGITS[v * 2];
+            q[-1] = JB_DIGITS[v * 2 + 1];
+        } else {
+            q[-1] = (char)('0' + v);
+        }
+        return end;
+    }
     static CYTHON_INLINE char *jb_w_uint(char *p, unsigned long long u) {
+        if (u <= 0xFFFFFFFFull) return jb_w_u32(p, (uint32_t)u);
         char tmp[20];
         int i = 20;
-        while (u >= 100) {
-            unsigned r = (unsigned)(u % 100);
-            u /= 100;
-            i -= 2;
-            memcpy(tmp + i, JB_DIGITS + 2 * r, 2);
-        }
-        if (u >= 10) {
-            i -= 2;
-            memcpy(tmp + i, JB_DIGITS + 2 * u, 2);
-        } else {
-            tmp[--i] = (char)('0' + u);
+        while (u > 0) {
+            tmp[--i] = (char)('0' + u % 10);
+            u /= 10;
         }
         memcpy(p, tmp + i, 20 - i);
         return p + 20 - i;
@@ -59,8 +77,6 @@ cdef int jb_init(JBuf *b, char *stack, Py_ssize_t cap) noexcept
 cdef void jb_free(JBuf *b) noexcept
 cdef int jb_grow(JBuf *b, Py_ssize_t extra) except -1
 cdef bytes jb_bytes(JBuf *b)
-cdef int jb_put(JBuf *b, const char *s, Py_ssize_t k) except -1
-cdef int jb_char(JBuf *b, char c) except -1
 cdef int jb_value(JBuf *b, object v) except -1
 cdef int jb_str(JBuf *b, str s) except -1
 
@@ -74,3 +90,17 @@ cdef inline char *jb_reserve(JBuf *b, Py_ssize_t k) except NULL:
 
 cdef inline void jb_end(JBuf *b, char *cursor) noexcept:
     b.n = cursor - b.p
+
+
+cdef inline int jb_put(JBuf *b, const char *s, Py_ssize_t k) except -1:
+    cdef char *p = jb_reserve(b, k)
+    memcpy(p, s, k)
+    b.n += k
+    return 0
+
+
+cdef inline int jb_char(JBuf *b, char c) except -1:
+    cdef char *p = jb_reserve(b, 1)
+    p[0] = c
+    b.n += 1
+    return 0

@@ -6,7 +6,6 @@ request) goes through orjson, so the output is exactly what orjson would write.
 """
 
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
 from orjson import JSONEncodeError, dumps
@@ -56,20 +55,6 @@ cdef int jb_grow(JBuf *b, Py_ssize_t extra) except -1:
 
 cdef bytes jb_bytes(JBuf *b):
     return PyBytes_FromStringAndSize(b.p, b.n)
-
-
-cdef int jb_put(JBuf *b, const char *s, Py_ssize_t k) except -1:
-    cdef char *p = jb_reserve(b, k)
-    memcpy(p, s, k)
-    b.n += k
-    return 0
-
-
-cdef int jb_char(JBuf *b, char c) except -1:
-    cdef char *p = jb_reserve(b, 1)
-    p[0] = c
-    b.n += 1
-    return 0
 
 
 cdef int jb_value(JBuf *b, object v) except -1:

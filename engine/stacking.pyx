@@ -17,13 +17,21 @@ APPLY_TO_ITEMS_BY_QUANTITY amounts are not multiplied); the unit limits
 ``result.bundle.missing``.
 """
 
-from datetime import datetime, timezone
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.string cimport memcpy
 
 from engine.discounts cimport (
     Entry, Line, Order, Pick, Plan, Targeting, apply_gift, apply_points, build_order, compile_discount,
     compile_targeting,
 )
+from engine.jsonout cimport (
+    JB_INT_MAX, JB_LIT, JBuf, jb_bytes, jb_char, jb_end, jb_free, jb_init, jb_put, jb_reserve, jb_value, jb_w_int,
+)
 from engine.rules cimport RuleSet
+
+from datetime import datetime, timezone
+
+from orjson import Fragment
 
 from engine.discounts import ITEM_EFFECTS, UNITS_LISTED_MAX, unit_positions
 from engine.money import EngineInputError
@@ -85,6 +93,56 @@ def normalize_stacking_rules(rules):
             if v is not None:
                 out[k] = v
     return out
+
+
+cdef class _Config:
+    """Normalized stacking rules, read into typed fields once."""
+    cdef dict sr
+    cdef long long redeemables_limit, applicable_limit, per_category_limit, exclusive_limit
+    cdef long long exclusive_per_category_limit
+    cdef bint all_mode, once, skip_no_effect, global_initial, by_hierarchy, joint_last
+    cdef set skip_cats, anyway_cats, initial_cats, discounted_cats, exclusive, joint
+    cdef dict cat_limits
+
+    def __init__(self, dict sr):
+        self.sr = sr
+        self.redeemables_limit = sr["redeemables_limit"]
+        self.applicable_limit = sr["applicable_redeemables_limit"]
+        self.per_category_limit = sr["applicable_redeemables_per_category_limit"]
+        self.exclusive_limit = sr["applicable_exclusive_redeemables_limit"]
+        self.exclusive_per_category_limit = sr["applicable_exclusive_redeemables_per_category_limit"]
+        self.all_mode = sr["redeemables_application_mode"] == "ALL"
+        self.once = sr["redeemables_products_application_mode"] == "ONCE"
+        self.skip_no_effect = sr["redeemables_no_effect_rule"] == "SKIP"
+        self.global_initial = sr["discount_calculation_mode"] == "INITIAL_AMOUNT"
+        self.by_hierarchy = sr["redeemables_sorting_rule"] == "CATEGORY_HIERARCHY"
+        self.joint_last = sr.get("grouped_redeemables_sorting_rule", "JOINT_ALWAYS_LAST") == "JOINT_ALWAYS_LAST"
+        self.skip_cats = _set(sr.get("no_effect_skip_categories"))
+        self.anyway_cats = _set(sr.get("no_effect_redeem_anyway_categories"))
+        self.initial_cats = _set(sr.get("initial_amount_mode_categories"))
+        self.discounted_cats = _set(sr.get("discounted_amount_mode_categories"))
+        self.exclusive = _set(sr.get("exclusive_categories"))
+        self.joint = _set(sr.get("joint_categories"))
+        self.cat_limits = sr.get("applicable_redeemables_category_limits") or {}
+
+
+# The last stacking rules read, and what they held: a project passes the same dict on every
+# request, and normalizing it again cost more than applying a discount.
+cdef object _last_rules = None
+cdef tuple _last_values = None
+cdef _Config _last_config = None
+
+
+cdef _Config _config(object rules):
+    global _last_rules, _last_values, _last_config
+    if rules is None or type(rules) is not dict:
+        return _Config(normalize_stacking_rules(rules))
+    values = tuple((<dict>rules).values())
+    if rules is _last_rules and values == _last_values:
+        return _last_config
+    config = _Config(normalize_stacking_rules(rules))
+    _last_rules, _last_values, _last_config = rules, values, config
+    return config
 
 
 cdef object _dt(object v):
@@ -165,14 +223,19 @@ cdef str _state_error(dict r, object now, dict customer):
     return None
 
 
-cdef tuple _classify(dict r, dict sr):
+cdef tuple _NO_CATEGORY = ([], 1, 0)
+
+
+cdef tuple _classify(dict r, _Config cfg):
     # (category ids, hierarchy, kind) with kind 0 common, 1 exclusive, 2 joint.
-    cats = r.get("categories") or []
+    cats = r.get("categories")
+    if not cats:
+        return _NO_CATEGORY
     ids = []
     hier = None
     kind = 0
-    excl = sr["exclusive_categories"]
-    joint = sr["joint_categories"]
+    excl = cfg.exclusive
+    joint = cfg.joint
     for c in cats:
         cid = c.get("id")
         ids.append(cid)
@@ -185,10 +248,6 @@ cdef tuple _classify(dict r, dict sr):
         elif (t == "JOINT" or cid in joint) and kind == 0:
             kind = 2
     return ids, (1 if hier is None else hier), kind
-
-
-cdef dict _list(list data):
-    return {"object": "list", "data_ref": "data", "data": data, "total": len(data)}
 
 
 cdef dict _env(dict r, dict customer, dict ctx, object now):
@@ -422,49 +481,125 @@ cdef tuple _resolve(object item):
     return r, cr
 
 
-cdef dict _render_entry(Entry e, list indices, list units):
-    cdef dict d = dict(e.out)
-    d["order_item_indices"] = indices
+cdef int _open_entry(JBuf *b, Entry e) except -1:
+    # The entry as defined, without its closing brace, then the start of its line indices.
+    cdef bytes full = e.out_json
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(full)
+    cdef char *p = jb_reserve(b, n + 32)
+    memcpy(p, PyBytes_AS_STRING(full), n - 1)
+    jb_end(b, JB_LIT(p + n - 1, b',"order_item_indices":['))
+    return 0
+
+
+cdef inline int _put_index(JBuf *b, Py_ssize_t i, bint first) except -1:
+    cdef char *p = jb_reserve(b, JB_INT_MAX + 1)
+    if not first:
+        p[0] = 44  # ,
+        p += 1
+    jb_end(b, jb_w_int(p, i))
+    return 0
+
+
+cdef int _close_entry(JBuf *b, list units) except -1:
+    jb_char(b, 93)  # ]
     if units is not None:
-        d["order_item_units"] = units
-    return d
+        jb_end(b, JB_LIT(jb_reserve(b, 24), b',"order_item_units":'))
+        jb_value(b, units)
+    return jb_char(b, 125)  # }
+
+
+cdef inline int _put_entry(JBuf *b, Entry e) except -1:
+    # An entry that covered no line: as defined.
+    return jb_put(b, PyBytes_AS_STRING(e.out_json), PyBytes_GET_SIZE(e.out_json))
+
+
+cdef dict _rendered_list(JBuf *b, Py_ssize_t total):
+    # A Voucherify list object whose data is already JSON.
+    if total == 0:
+        return _EMPTY_LIST
+    jb_char(b, 93)  # ]
+    return {"object": "list", "data_ref": "data", "data": Fragment(jb_bytes(b)), "total": total}
+
+
+# Shared by every answer (output is read-only): building a dict costs more than the math here.
+cdef dict _EMPTY_LIST = {"object": "list", "data_ref": "data", "data": Fragment(b"[]"), "total": 0}
 
 
 cdef tuple _coverage(CompiledRedeemable cr, Order o, list targets, list picks, bint by_picks, dict collections):
-    # applicable_to / inapplicable_to lists with order_item_indices (and units for UNIT targets).
+    # applicable_to / inapplicable_to lists with order_item_indices (and units for UNIT targets),
+    # written as JSON. Picks of one entry come in line order, one per line.
     cdef Entry e
     cdef Pick pk
     cdef Line ln
-    cdef list inc = []
-    cdef list exc = []
     cdef long long total_units = 0
     cdef Targeting t = cr.targeting
-    if t.included:
-        for ln in o.lines:
-            total_units += ln.quantity
-        for tgt in targets:
-            e = (<tuple>tgt)[0]
-            indices = []
-            units = [] if e.unit_target else None
-            if by_picks:
-                for pk in picks:
-                    if pk.entry is e:
-                        if pk.ln.index not in indices:
-                            indices.append(pk.ln.index)
+    cdef Py_ssize_t count = 0, last
+    cdef list units
+    cdef char stack[2048]
+    cdef JBuf b
+    jb_init(&b, stack, 2048)
+    try:
+        jb_char(&b, 91)  # [
+        if t.included:
+            for tgt in targets:
+                e = (<tuple>tgt)[0]
+                if count:
+                    jb_char(&b, 44)
+                count += 1
+                last = -1
+                units = None
+                if by_picks:
+                    if e.unit_target:
+                        units = []
+                        if total_units == 0:
+                            for ln in o.lines:
+                                total_units += ln.quantity
+                    for pk in picks:
+                        if pk.entry is not e:
+                            continue
+                        if last < 0:
+                            _open_entry(&b, e)
+                        if pk.ln.index != last:
+                            _put_index(&b, pk.ln.index, last < 0)
+                            last = pk.ln.index
                         if units is not None:
                             if total_units > UNITS_LISTED_MAX:
                                 units.append({"index": pk.ln.index, "units_limit_exceeded": True})
                             else:
                                 units.append({"index": pk.ln.index, "units": unit_positions(pk)})
+                else:
+                    for ln in (<tuple>tgt)[1]:
+                        if last < 0:
+                            _open_entry(&b, e)
+                        _put_index(&b, ln.index, last < 0)
+                        last = ln.index
+                if last < 0:
+                    _put_entry(&b, e)
+                else:
+                    _close_entry(&b, units)
+        inc = _rendered_list(&b, count)
+        b.n = 0
+        count = 0
+        jb_char(&b, 91)
+        for e in t.excluded:
+            if count:
+                jb_char(&b, 44)
+            count += 1
+            last = -1
+            for ln in o.lines:
+                if e.matches(ln, collections):
+                    if last < 0:
+                        _open_entry(&b, e)
+                    _put_index(&b, ln.index, last < 0)
+                    last = ln.index
+            if last < 0:
+                _put_entry(&b, e)
             else:
-                for ln in (<tuple>tgt)[1]:
-                    indices.append(ln.index)
-                units = None
-            inc.append(_render_entry(e, indices, units) if indices else e.out)
-    for e in t.excluded:
-        indices = [ln.index for ln in o.lines if e.matches(ln, collections)]
-        exc.append(_render_entry(e, indices, None) if indices else e.out)
-    return _list(inc), _list(exc)
+                _close_entry(&b, None)
+        exc = _rendered_list(&b, count)
+    finally:
+        jb_free(&b)
+    return inc, exc
 
 
 def evaluate_stack(list redeemables, object order, customer, now, stacking_rules=None, context=None):
@@ -474,7 +609,8 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
     (a cached :class:`CompiledRedeemable` plus live state), or compiled objects.
     Calculated orders come pre-serialised (see ``stacking.pyi``).
     """
-    cdef dict sr = normalize_stacking_rules(stacking_rules)
+    cdef _Config cfg = _config(stacking_rules)
+    cdef dict sr = cfg.sr
     cdef dict ctx = dict(context) if context else {}
     cdef dict cust = customer or {}
     cdef Order o = order if isinstance(order, Order) else build_order(order or {})
@@ -485,11 +621,12 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
     cdef RuleSet rs
     cdef dict r
     cdef long long mult
+    cdef list applicable = [], inapplicable = [], skipped = []
     if now is None or not isinstance(now, datetime):
         raise EngineInputError("now must be a datetime")
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
-    if n > sr["redeemables_limit"]:
+    if n > cfg.redeemables_limit:
         raise EngineInputError("too many redeemables")
     ctx["customer"] = cust
     ctx["now"] = now
@@ -498,19 +635,18 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
     collections = ctx.get("collections") or {}
     prices = ctx.get("prices") or {}
     resolved = [_resolve(x) for x in redeemables]
-    meta = [_classify(<dict>(<tuple>x)[0], sr) for x in resolved]
-    order_idx = _sorted_order(meta, sr)
-    all_mode = sr["redeemables_application_mode"] == "ALL"
+    meta = [_classify(<dict>(<tuple>x)[0], cfg) for x in resolved]
+    order_idx = _sorted_order(meta, cfg)
+    all_mode = cfg.all_mode
     if all_mode:
         start = o.copy()
-    once = sr["redeemables_products_application_mode"] == "ONCE"
-    skip_no_effect = sr["redeemables_no_effect_rule"] == "SKIP"
-    skip_cats = _set(sr.get("no_effect_skip_categories"))
-    anyway_cats = _set(sr.get("no_effect_redeem_anyway_categories"))
-    initial_cats = _set(sr.get("initial_amount_mode_categories"))
-    discounted_cats = _set(sr.get("discounted_amount_mode_categories"))
-    global_initial = sr["discount_calculation_mode"] == "INITIAL_AMOUNT"
-    cat_limits = sr.get("applicable_redeemables_category_limits") or {}
+    once = cfg.once
+    skip_no_effect = cfg.skip_no_effect
+    skip_cats = cfg.skip_cats
+    anyway_cats = cfg.anyway_cats
+    initial_cats = cfg.initial_cats
+    discounted_cats = cfg.discounted_cats
+    global_initial = cfg.global_initial
     results = [None] * n
     applied = 0
     exclusive_applied = 0
@@ -597,8 +733,7 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
             results[i] = base
             failed = True
             continue
-        skip = _limit_key(sr, kind, cat_ids, applied, exclusive_applied, common_applied, per_cat, per_excl_cat,
-                          cat_limits)
+        skip = _limit_key(cfg, kind, cat_ids, applied, exclusive_applied, common_applied, per_cat, per_excl_cat)
         if skip is not None:
             base["status"] = "SKIPPED"
             base["result"] = {"details": {"key": skip, "message": MESSAGES[skip]}}
@@ -641,15 +776,20 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
         top = start
     else:
         top = o
-    applicable = [x for x in results if x["status"] == "APPLICABLE"]
+    for x in results:
+        status = (<dict>x)["status"]
+        if status == "APPLICABLE":
+            applicable.append(x)
+        elif status == "INAPPLICABLE":
+            inapplicable.append(x)
+        else:
+            skipped.append(x)
     out = {
         "valid": len(applicable) == n and n > 0,
         "redeemables": results,
         "order": top.view(False),
         "stacking_rules": sr,
     }
-    inapplicable = [x for x in results if x["status"] == "INAPPLICABLE"]
-    skipped = [x for x in results if x["status"] == "SKIPPED"]
     if inapplicable:
         out["inapplicable_redeemables"] = inapplicable
     if skipped:
@@ -664,15 +804,15 @@ cdef inline set _set(object v):
     return set(v) if v else _EMPTY
 
 
-cdef list _sorted_order(list meta, dict sr):
+cdef list _sorted_order(list meta, _Config cfg):
     # Request order, or category hierarchy (ties: request order); joint ones last when asked.
     cdef Py_ssize_t n = len(meta), k
     cdef list idx
-    if sr["redeemables_sorting_rule"] == "CATEGORY_HIERARCHY":
+    if cfg.by_hierarchy:
         idx = [k for _, k in sorted([((<tuple>meta[k])[1], k) for k in range(n)])]
     else:
         idx = list(range(n))
-    if sr.get("grouped_redeemables_sorting_rule", "JOINT_ALWAYS_LAST") == "JOINT_ALWAYS_LAST":
+    if cfg.joint_last:
         joint = [k for k in idx if (<tuple>meta[k])[2] == 2]
         if joint:
             idx = [k for k in idx if (<tuple>meta[k])[2] != 2] + joint
@@ -696,22 +836,22 @@ cdef bint _skips_no_effect(bint rule_skip, list cat_ids, set skip_cats, set anyw
     return rule_skip
 
 
-cdef object _limit_key(dict sr, int kind, list cat_ids, long applied, long excl, long common,
-                       dict per_cat, dict per_excl_cat, dict cat_limits):
-    if applied >= sr["applicable_redeemables_limit"]:
+cdef object _limit_key(_Config cfg, int kind, list cat_ids, long applied, long excl, long common,
+                       dict per_cat, dict per_excl_cat):
+    if applied >= cfg.applicable_limit:
         return "applicable_redeemables_limit_exceeded"
     if kind == 1:
         if common:
             return "exclusion_rules_not_met"
-        if excl >= sr["applicable_exclusive_redeemables_limit"]:
+        if excl >= cfg.exclusive_limit:
             return "applicable_exclusive_redeemables_limit_exceeded"
         for c in cat_ids:
-            if per_excl_cat.get(c, 0) >= sr["applicable_exclusive_redeemables_per_category_limit"]:
+            if per_excl_cat.get(c, 0) >= cfg.exclusive_per_category_limit:
                 return "applicable_exclusive_redeemables_per_category_limit_exceeded"
     elif kind == 0 and excl:
         return "exclusion_rules_not_met"
     for c in cat_ids:
-        limit = cat_limits.get(c) or sr["applicable_redeemables_per_category_limit"]
+        limit = cfg.cat_limits.get(c) or cfg.per_category_limit
         if per_cat.get(c, 0) >= limit:
             return "applicable_redeemables_per_category_limit_exceeded"
     return None

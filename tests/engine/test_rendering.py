@@ -87,3 +87,13 @@ def test_the_three_renderings_agree() -> None:
 def test_a_value_json_cannot_hold_is_an_input_error() -> None:
     with pytest.raises(EngineInputError):
         evaluate_stack([], {"items": [{"price": 1, "metadata": {"when": object()}}]}, None, NOW)
+
+
+@settings(max_examples=300, deadline=None)
+@given(price=st.integers(0, 10**12), quantity=st.integers(0, 10**6), prior=st.integers(0, 10**15))
+def test_numbers_are_written_exactly(price: int, quantity: int, prior: int) -> None:
+    order = build_order({"items": [{"price": price, "quantity": quantity, "discount_amount": prior}]})
+    line = orjson.loads(order.to_json(False, True))["items"][0]
+    assert (line["price"], line["quantity"], line["amount"]) == (price, quantity, price * quantity)
+    assert line.get("discount_amount", 0) == min(prior, price * quantity)
+    assert line["subtotal_amount"] == price * quantity - min(prior, price * quantity)
