@@ -15,7 +15,7 @@ cdef class Line:
     # render cache: the item's JSON opening is _head[_hoff:_hoff + _hlen] (_head is shared by
     # the order's lines), valid while quantity and amount are unchanged
     cdef bytes _head
-    cdef Py_ssize_t _hoff, _hlen
+    cdef Py_ssize_t _hoff, _hlen, _hfull  # _hfull: with the no-discount rest of the item
     cdef long long _hq, _hamt
     cdef inline long long subtotal(self):
         return self.amount - self.discount_amount
@@ -37,6 +37,7 @@ cdef class Order:
     cdef public dict raw
     cdef dict _echo
     cdef bytes _echo_json
+    cdef bint _heads_ok
     cpdef long long items_discount_amount(self)
     cpdef long long total_amount(self)
     cpdef Order copy(self)

@@ -41,6 +41,8 @@ from cpython.object cimport PyObject
 cdef extern from "Python.h":
     object _PyDict_NewPresized(Py_ssize_t minused)
     bint PyDict_Next(object d, Py_ssize_t *pos, PyObject **key, PyObject **value)
+    Py_ssize_t PyDict_GET_SIZE(object d)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
@@ -163,6 +165,7 @@ cdef class Line:
         c._head = self._head
         c._hoff = self._hoff
         c._hlen = self._hlen
+        c._hfull = self._hfull
         c._hq = self._hq
         c._hamt = self._hamt
         return c
@@ -209,6 +212,10 @@ cdef class Line:
             applied = self.req_discount_amount
             applied_q = self.req_discount_quantity
             added = self.req_added_quantity
+        if not (self.discount_amount or applied or self.discount_quantity or applied_q or added):
+            memcpy(p, PyBytes_AS_STRING(self._head) + self._hoff, self._hfull)
+            jb_end(b, p + self._hfull)
+            return 0
         memcpy(p, PyBytes_AS_STRING(self._head) + self._hoff, hn)
         p = JB_FIELD(p + hn, b',"subtotal_amount":', self.amount - self.discount_amount)
         if self.discount_amount:
@@ -256,6 +263,7 @@ cdef class Order:
         c.req_discount_amount = self.req_discount_amount
         c.step_discount_amount = self.step_discount_amount
         c.raw = self.raw
+        c._heads_ok = self._heads_ok
         c._echo = self._echo
         c._echo_json = self._echo_json
         return c
@@ -303,12 +311,16 @@ cdef class Order:
         cdef Line ln
         cdef char stack[4096]
         cdef JBuf b
+        cdef char *p
         cdef bint stale = False
+        if self._heads_ok:
+            return 0
         for ln in self.lines:
             if not ln.head_ok():
                 stale = True
                 break
         if not stale:
+            self._heads_ok = True
             return 0
         jb_init(&b, stack, 4096)
         try:
@@ -318,6 +330,12 @@ cdef class Order:
                     ln._hoff = b.n
                     ln.write_head(&b)
                     ln._hlen = b.n - ln._hoff
+                    # ...followed by the rest of the item while it has no discount at all
+                    p = jb_reserve(&b, 24 + JB_INT_MAX)
+                    p = JB_FIELD(p, b',"subtotal_amount":', ln.amount)
+                    p[0] = 125  # }
+                    jb_end(&b, p + 1)
+                    ln._hfull = b.n - ln._hoff
             arena = jb_bytes(&b)
         finally:
             jb_free(&b)
@@ -326,6 +344,7 @@ cdef class Order:
                 ln._head = arena
                 ln._hq = ln.quantity
                 ln._hamt = ln.amount
+        self._heads_ok = True
         return 0
 
     cdef int render_items(self, JBuf *b, bint step) except -1:
@@ -433,6 +452,25 @@ cdef inline object _opt_id(object v):
     return v
 
 
+cdef inline object _id_or_none(object v):
+    # An id as given ("" and other empty values: none); anything else but a string is an error.
+    if type(v) is str:
+        return v if PyUnicode_GET_LENGTH(v) else None
+    if v is None or not v:
+        return None
+    return _opt_id(v)
+
+
+cdef inline dict _sub_object(PyObject *p):
+    # An item's "product" / "sku" object (borrowed from the item); empty or absent: None.
+    if p == NULL:
+        return None
+    v = <object>p
+    if type(v) is dict:
+        return <dict>v if PyDict_GET_SIZE(v) else None
+    return dict(v) if v else None
+
+
 cdef inline long long _int(object v, str field) except? -1:
     if type(v) is int:
         return <long long>v
@@ -480,18 +518,16 @@ cpdef Order build_order(dict order):
         # Plain lines (no echoed fields) skip the echo lookups when rendered.
         ln.plain = (f[F_PRODUCT] == NULL and f[F_SKU] == NULL and f[F_SOURCE_ID] == NULL
                     and f[F_RELATED] == NULL and f[F_METADATA] == NULL and f[F_ID] == NULL)
-        p = <object>f[F_PRODUCT] if f[F_PRODUCT] != NULL else None
-        product = <dict>p if p and type(p) is dict else (dict(p) if p else None)
-        s = <object>f[F_SKU] if f[F_SKU] != NULL else None
-        sku = <dict>s if s and type(s) is dict else (dict(s) if s else None)
-        v = <object>f[F_PRODUCT_ID] if f[F_PRODUCT_ID] != NULL else None
-        if not v and product is not None:
-            v = product.get("id")
-        ln.product_id = _opt_id(v or None)
-        v = <object>f[F_SKU_ID] if f[F_SKU_ID] != NULL else None
-        if not v and sku is not None:
-            v = sku.get("id")
-        ln.sku_id = _opt_id(v or None)
+        product = _sub_object(f[F_PRODUCT])
+        sku = _sub_object(f[F_SKU])
+        v = _id_or_none(<object>f[F_PRODUCT_ID]) if f[F_PRODUCT_ID] != NULL else None
+        if v is None and product is not None:
+            v = _id_or_none(product.get("id"))
+        ln.product_id = v
+        v = _id_or_none(<object>f[F_SKU_ID]) if f[F_SKU_ID] != NULL else None
+        if v is None and sku is not None:
+            v = _id_or_none(sku.get("id"))
+        ln.sku_id = v
         ln.product_source_id = _opt_id(product.get("source_id")) if product is not None else None
         ln.sku_source_id = _opt_id(sku.get("source_id")) if sku is not None else None
         src = _opt_id(<object>f[F_SOURCE_ID]) if f[F_SOURCE_ID] != NULL else None
@@ -946,29 +982,38 @@ cdef int _rem_cmp(const void* a, const void* b) noexcept nogil:
     return -1 if x.idx < y.idx else (1 if x.idx > y.idx else 0)
 
 
-cdef list _split_capped(long long total, list weights, list caps):
-    # Largest-remainder split where no part may exceed its cap; overflow is re-split.
-    cdef Py_ssize_t n = len(weights), i, j, nlive = 0, nkeep, q
+cdef void _sort_rems(_Rem *a, Py_ssize_t n) noexcept nogil:
+    # Insertion sort in _rem_cmp order: a few elements, no qsort callback per comparison.
+    cdef Py_ssize_t i, j
+    cdef _Rem x
+    for i in range(1, n):
+        x = a[i]
+        j = i - 1
+        while j >= 0 and _rem_cmp(&x, &a[j]) < 0:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = x
+
+
+cdef int _split_capped(long long total, const long long *w, const long long *c, long long *parts,
+                       Py_ssize_t n) except -1:
+    # Largest-remainder split of ``total`` by weights ``w`` into ``parts`` where no part may
+    # exceed its cap ``c``; what a capped part cannot take is split again among the rest.
+    cdef Py_ssize_t i, j, nlive = 0, nkeep, q
     cdef long long left = total, wsum, given, room, extra
     cdef bint over
-    cdef list out
     if n == 0:
-        return []
-    cdef long long* w = <long long*>malloc(n * sizeof(long long) * 4)
+        return 0
     cdef Py_ssize_t* live = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
     cdef _Rem* rems = <_Rem*>malloc(n * sizeof(_Rem))
-    if w == NULL or live == NULL or rems == NULL:
-        free(w)
+    cdef long long* share = <long long*>malloc(n * sizeof(long long))
+    if live == NULL or rems == NULL or share == NULL:
         free(live)
         free(rems)
+        free(share)
         raise MemoryError()
-    cdef long long* c = w + n
-    cdef long long* parts = w + 2 * n
-    cdef long long* share = w + 3 * n
     try:
         for i in range(n):
-            w[i] = weights[i]
-            c[i] = caps[i]
             parts[i] = 0
             if w[i] > 0 and c[i] > 0:
                 live[nlive] = i
@@ -985,7 +1030,10 @@ cdef list _split_capped(long long total, list weights, list caps):
                 rems[j].idx = j
             extra = left - given
             if extra > 0:
-                qsort(rems, nlive, sizeof(_Rem), _rem_cmp)
+                if nlive <= 32:
+                    _sort_rems(rems, nlive)
+                else:
+                    qsort(rems, nlive, sizeof(_Rem), _rem_cmp)
                 for q in range(extra):
                     share[rems[q].idx] += 1
             over = False
@@ -1008,12 +1056,11 @@ cdef list _split_capped(long long total, list weights, list caps):
                     left -= share[j]
                 break
             nlive = nkeep
-        out = [parts[i] for i in range(n)]
     finally:
-        free(w)
         free(live)
         free(rems)
-    return out
+        free(share)
+    return 0
 
 
 cdef inline void _give(Order o, Line ln, long long d, long long units):
@@ -1034,8 +1081,26 @@ cdef inline void _give_order(Order o, long long d):
 
 cdef long long _items(Order o, int dtype, int effect, double value, dict discount, list targets,
                       bint initial_mode, dict oenv, Plan plan, long long mult, dict used, list picks) except -1:
-    cdef Py_ssize_t n, i
-    cdef list raw, bases
+    cdef Py_ssize_t n
+    cdef long long *raw
+    lmult = mult if dtype != T_PERCENT else 1
+    _select(targets, lmult, used, oenv, picks)
+    n = len(picks)
+    # raw discounts, bases and weights: one block of per-pick integers
+    raw = <long long *>malloc((3 * n + 1) * sizeof(long long))
+    if raw == NULL:
+        raise MemoryError()
+    try:
+        return _items_picked(o, dtype, effect, value, discount, initial_mode, oenv, plan, mult, picks, n, raw,
+                             raw + n, raw + 2 * n)
+    finally:
+        free(raw)
+
+
+cdef long long _items_picked(Order o, int dtype, int effect, double value, dict discount, bint initial_mode,
+                             dict oenv, Plan plan, long long mult, list picks, Py_ssize_t n, long long *raw,
+                             long long *bases, long long *weights) except -1:
+    cdef Py_ssize_t i
     cdef Line ln
     cdef Pick pk
     cdef Entry entry
@@ -1044,11 +1109,6 @@ cdef long long _items(Order o, int dtype, int effect, double value, dict discoun
     cdef bint by_unit
     cdef double pv
     cdef dict entry_left = None
-    lmult = mult if dtype != T_PERCENT else 1
-    _select(targets, lmult, used, oenv, picks)
-    n = len(picks)
-    raw = [0] * n
-    bases = [0] * n
     for i in range(n):
         pk = <Pick>picks[i]
         ln = pk.ln
@@ -1061,11 +1121,9 @@ cdef long long _items(Order o, int dtype, int effect, double value, dict discoun
         bases[i] = base
         bsum += base
     if effect == E_PROP or effect == E_PROP_Q:
-        if effect == E_PROP:
-            weights = bases
-        else:
-            weights = [(<Pick>pk).units for pk in picks]
-        raw = _split_capped(min(<long long>value, bsum), weights, bases)
+        for i in range(n):
+            weights[i] = bases[i] if effect == E_PROP else (<Pick>picks[i]).units
+        _split_capped(min(<long long>value, bsum), weights, bases, raw, n)
     else:
         for i in range(n):
             pk = <Pick>picks[i]
@@ -1201,6 +1259,7 @@ cdef dict _apply_unit(Order o, dict unit, dict oenv, dict prices, str default_ef
                 raw["sku"] = sku
             ln.raw = raw
             o.lines.append(ln)
+        o._heads_ok = False
         ln.quantity += add
         ln.amount += add * price
         ln.req_added_quantity += add

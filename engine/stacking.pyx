@@ -33,6 +33,9 @@ from datetime import datetime, timezone
 
 from orjson import Fragment
 
+cdef extern from "Python.h":
+    object _PyDict_NewPresized(Py_ssize_t minused)
+
 from engine.discounts import ITEM_EFFECTS, UNITS_LISTED_MAX, unit_positions
 from engine.money import EngineInputError
 from engine.rules import compile_rules, parse_duration
@@ -611,7 +614,7 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
     """
     cdef _Config cfg = _config(stacking_rules)
     cdef dict sr = cfg.sr
-    cdef dict ctx = dict(context) if context else {}
+    cdef dict ctx = <dict>_PyDict_NewPresized(16)
     cdef dict cust = customer or {}
     cdef Order o = order if isinstance(order, Order) else build_order(order or {})
     cdef Order start = None
@@ -628,6 +631,8 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
         now = now.replace(tzinfo=timezone.utc)
     if n > cfg.redeemables_limit:
         raise EngineInputError("too many redeemables")
+    if context:
+        ctx.update(context)
     ctx["customer"] = cust
     ctx["now"] = now
     if "order_metadata" not in ctx:
@@ -658,7 +663,11 @@ def evaluate_stack(list redeemables, object order, customer, now, stacking_rules
         r = <dict>(<tuple>resolved[i])[0]
         cr = <CompiledRedeemable>(<tuple>resolved[i])[1]
         cat_ids, _, kind = meta[i]
-        base = {"status": "INAPPLICABLE", "id": r.get("id"), "object": r.get("object") or "voucher"}
+        # Sized for every key it may get: growing a dict costs more than filling it.
+        base = <dict>_PyDict_NewPresized(10)
+        base["status"] = "INAPPLICABLE"
+        base["id"] = r.get("id")
+        base["object"] = r.get("object") or "voucher"
         cats = r.get("categories")
         if cats:
             base["categories"] = cats
