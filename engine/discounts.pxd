@@ -1,5 +1,7 @@
 # Order state and discount math; cimported by stacking and qualification.
 
+from cpython.object cimport PyObject
+
 from engine.formula cimport Formula
 from engine.jsonout cimport JBuf
 
@@ -65,10 +67,19 @@ cdef class Entry:
     cdef bint matches(self, Line ln, dict collections)
 
 
-cdef class Pick:
-    cdef Line ln
-    cdef long long units, start
-    cdef Entry entry
+# One selected cart line of an applicable_to entry. ``ln`` and ``entry`` are borrowed: the
+# order and the compiled targeting outlive the evaluation step that reads the picks.
+cdef struct Pick:
+    PyObject *ln
+    PyObject *entry
+    long long units, start
+
+
+cdef class Picks:
+    """The picks of one application, in selection order (a C array: no object per pick)."""
+    cdef Pick *items
+    cdef Py_ssize_t n, cap
+    cdef int add(self, Line ln, Entry entry, long long units, long long start) except -1
 
 
 cdef class Targeting:
@@ -89,9 +100,9 @@ cdef class Plan:
     # (result echo, value, effect) of a static discount, by whether targets are explicit
     cdef tuple _memo_implicit, _memo_explicit
     cdef dict apply(self, Order o, list targets, bint explicit, dict env, bint initial_mode, dict prices,
-                    long long mult, dict used, list picks_out)
+                    long long mult, dict used, Picks picks_out)
     cdef int _run(self, Order o, int eff, double value, list targets, bint initial_mode, dict oenv,
-                  long long mult, dict used, list picks_out) except -1
+                  long long mult, dict used, Picks picks_out) except -1
 
 
 cpdef Order build_order(dict order)
@@ -99,6 +110,7 @@ cpdef bint entry_matches(dict entry, Line ln, dict collections)
 cpdef list match_lines(Order order, dict applicable_to, dict collections)
 cpdef Plan compile_discount(dict discount)
 cpdef Targeting compile_targeting(list included, list excluded)
+cpdef list unit_positions(Line ln, Entry e, long long units, long long start)
 cpdef dict apply_discount(Order order, dict discount, list targets, dict env, bint initial_mode, dict prices)
 cpdef long long apply_gift(Order order, object credits, long long balance, list targets, bint to_items) except -1
 cpdef tuple apply_points(Order order, long long points, dict coin)

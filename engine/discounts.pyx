@@ -32,7 +32,7 @@ import re
 cimport cython
 
 from libc.math cimport ceil, floor
-from libc.stdlib cimport free, malloc, qsort
+from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memcpy
 
 
@@ -758,10 +758,32 @@ cdef Entry _ALL = Entry(ALL_ITEMS)
 _ALL.explicit = False
 
 
-@cython.freelist(512)
-cdef class Pick:
-    """``units`` of ``ln`` chosen by ``entry``; ``start`` is the first unit's position in the entry."""
-    pass
+cdef class Picks:
+    def __cinit__(self):
+        self.items = NULL
+        self.n = 0
+        self.cap = 0
+
+    def __dealloc__(self):
+        free(self.items)
+
+    def __len__(self):
+        return self.n
+
+    cdef int add(self, Line ln, Entry entry, long long units, long long start) except -1:
+        cdef Pick *grown
+        if self.n == self.cap:
+            grown = <Pick *>realloc(self.items, (self.cap * 2 + 16) * sizeof(Pick))
+            if grown == NULL:
+                raise MemoryError()
+            self.items = grown
+            self.cap = self.cap * 2 + 16
+        self.items[self.n].ln = <PyObject *>ln
+        self.items[self.n].entry = <PyObject *>entry
+        self.items[self.n].units = units
+        self.items[self.n].start = start
+        self.n += 1
+        return 0
 
 
 cdef inline void _idx_put(dict index, object key, Py_ssize_t k):
@@ -863,11 +885,10 @@ cdef long long _cap_limit(tuple cap, dict oenv) except? -2:
     return -1 if cap[1] is None else <long long>cap[1]
 
 
-cdef void _select(list targets, long long lmult, dict used, dict oenv, list picks) except *:
-    """Append :class:`Pick` objects honouring sort, skip, repeat and every quantity limit."""
+cdef void _select(list targets, long long lmult, dict used, dict oenv, Picks picks) except *:
+    """Add picks honouring sort, skip, repeat and every quantity limit."""
     cdef Line ln
     cdef Entry entry
-    cdef Pick pk
     cdef long long pos, n, taken, qlim, aqlim, ecap, lim, u, rem, start
     cdef dict prem
     cdef list pcaps
@@ -941,29 +962,23 @@ cdef void _select(list targets, long long lmult, dict used, dict oenv, list pick
             if n <= 0:
                 continue
             taken += n
-            pk = Pick.__new__(Pick)
-            pk.ln = ln
-            pk.units = n
-            pk.start = start
-            pk.entry = entry
-            picks.append(pk)
+            picks.add(ln, entry, n, start)
             if entry.single:
                 break
 
 
-def unit_positions(Pick pk):
-    """1-based unit numbers of ``pk.ln`` covered by the pick (UNIT targets honour skip/repeat)."""
-    cdef Entry e = pk.entry
+cpdef list unit_positions(Line ln, Entry e, long long units, long long start):
+    """1-based unit numbers of ``ln`` covered by a pick (UNIT targets honour skip/repeat)."""
     cdef long long k, p, got = 0
     cdef list out = []
     if not e.unit_target:
-        return list(range(1, pk.units + 1))
-    for k in range(pk.ln.quantity):
-        p = pk.start + k
+        return list(range(1, units + 1))
+    for k in range(ln.quantity):
+        p = start + k
         if p >= e.skip and (p - e.skip) % e.rep == 0:
             out.append(k + 1)
             got += 1
-            if got >= pk.units:
+            if got >= units:
                 break
     return out
 
@@ -1080,12 +1095,12 @@ cdef inline void _give_order(Order o, long long d):
 
 
 cdef long long _items(Order o, int dtype, int effect, double value, dict discount, list targets,
-                      bint initial_mode, dict oenv, Plan plan, long long mult, dict used, list picks) except -1:
+                      bint initial_mode, dict oenv, Plan plan, long long mult, dict used, Picks picks) except -1:
     cdef Py_ssize_t n
     cdef long long *raw
     lmult = mult if dtype != T_PERCENT else 1
     _select(targets, lmult, used, oenv, picks)
-    n = len(picks)
+    n = picks.n
     # raw discounts, bases and weights: one block of per-pick integers
     raw = <long long *>malloc((3 * n + 1) * sizeof(long long))
     if raw == NULL:
@@ -1098,11 +1113,11 @@ cdef long long _items(Order o, int dtype, int effect, double value, dict discoun
 
 
 cdef long long _items_picked(Order o, int dtype, int effect, double value, dict discount, bint initial_mode,
-                             dict oenv, Plan plan, long long mult, list picks, Py_ssize_t n, long long *raw,
+                             dict oenv, Plan plan, long long mult, Picks picks, Py_ssize_t n, long long *raw,
                              long long *bases, long long *weights) except -1:
     cdef Py_ssize_t i
     cdef Line ln
-    cdef Pick pk
+    cdef Pick *pk
     cdef Entry entry
     cdef long long units, full, base, d, cap, newp, total = 0, sub, bsum = 0, left, disc_line_cap = -1
     cdef long long remaining
@@ -1110,8 +1125,8 @@ cdef long long _items_picked(Order o, int dtype, int effect, double value, dict 
     cdef double pv
     cdef dict entry_left = None
     for i in range(n):
-        pk = <Pick>picks[i]
-        ln = pk.ln
+        pk = &picks.items[i]
+        ln = <Line>pk.ln
         units = pk.units
         sub = ln.amount - ln.discount_amount
         full = ln.amount if initial_mode else sub
@@ -1122,14 +1137,14 @@ cdef long long _items_picked(Order o, int dtype, int effect, double value, dict 
         bsum += base
     if effect == E_PROP or effect == E_PROP_Q:
         for i in range(n):
-            weights[i] = bases[i] if effect == E_PROP else (<Pick>picks[i]).units
+            weights[i] = bases[i] if effect == E_PROP else picks.items[i].units
         _split_capped(min(<long long>value, bsum), weights, bases, raw, n)
     else:
         for i in range(n):
-            pk = <Pick>picks[i]
-            ln = pk.ln
+            pk = &picks.items[i]
+            ln = <Line>pk.ln
             units = pk.units
-            entry = pk.entry
+            entry = <Entry>pk.entry
             base = bases[i]
             by_unit = effect == E_BY_Q or entry.unit_target
             if dtype == T_AMOUNT:
@@ -1162,8 +1177,8 @@ cdef long long _items_picked(Order o, int dtype, int effect, double value, dict 
     if dtype == T_PERCENT and discount.get("amount_limit") is not None:
         disc_line_cap = _money(discount["amount_limit"], "amount_limit")
     for i in range(n):
-        pk = <Pick>picks[i]
-        entry = pk.entry
+        pk = &picks.items[i]
+        entry = <Entry>pk.entry
         d = raw[i]
         if entry.amount_limit >= 0 and d > entry.amount_limit:
             d = entry.amount_limit
@@ -1183,7 +1198,7 @@ cdef long long _items_picked(Order o, int dtype, int effect, double value, dict 
         cap = _money(discount["aggregated_amount_limit"], "aggregated_amount_limit")
     remaining = o.total_amount()
     for i in range(n):
-        pk = <Pick>picks[i]
+        pk = &picks.items[i]
         d = raw[i]
         if cap >= 0 and d > cap:
             d = cap
@@ -1195,7 +1210,7 @@ cdef long long _items_picked(Order o, int dtype, int effect, double value, dict 
             cap -= d
         remaining -= d
         total += d
-        _give(o, pk.ln, d, pk.units)
+        _give(o, <Line>pk.ln, d, pk.units)
     return total
 
 
@@ -1307,7 +1322,7 @@ cdef class Plan:
     """
 
     cdef dict apply(self, Order o, list targets, bint explicit, dict env, bint initial_mode, dict prices,
-                    long long mult, dict used, list picks_out):
+                    long long mult, dict used, Picks picks_out):
         """Apply to ``o`` over compiled ``targets`` (``[(Entry, lines)]``); return the result echo.
 
         ``mult`` multiplies the value (bundles); ``used`` holds product quantity counters;
@@ -1385,12 +1400,12 @@ cdef class Plan:
         return out
 
     cdef int _run(self, Order o, int eff, double value, list targets, bint initial_mode, dict oenv,
-                  long long mult, dict used, list picks_out) except -1:
+                  long long mult, dict used, Picks picks_out) except -1:
         if eff == E_ORDER:
             _order_level(o, self.dtype, value, self.raw, initial_mode)
         else:
             _items(o, self.dtype, eff, value, self.raw, targets or [], initial_mode, oenv, self, mult, used,
-                   picks_out if picks_out is not None else [])
+                   picks_out if picks_out is not None else Picks())
         return 0
 
 

@@ -18,11 +18,12 @@ APPLY_TO_ITEMS_BY_QUANTITY amounts are not multiplied); the unit limits
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.object cimport PyObject
 from libc.string cimport memcpy
 
 from engine.discounts cimport (
-    Entry, Line, Order, Pick, Plan, Targeting, apply_gift, apply_points, build_order, compile_discount,
-    compile_targeting,
+    Entry, Line, Order, Pick, Picks, Plan, Targeting, apply_gift, apply_points, build_order, compile_discount,
+    compile_targeting, unit_positions,
 )
 from engine.jsonout cimport (
     JB_INT_MAX, JB_LIT, JBuf, jb_bytes, jb_char, jb_end, jb_free, jb_init, jb_put, jb_reserve, jb_value, jb_w_int,
@@ -36,7 +37,7 @@ from orjson import Fragment
 cdef extern from "Python.h":
     object _PyDict_NewPresized(Py_ssize_t minused)
 
-from engine.discounts import ITEM_EFFECTS, UNITS_LISTED_MAX, unit_positions
+from engine.discounts import ITEM_EFFECTS, UNITS_LISTED_MAX
 from engine.money import EngineInputError
 from engine.rules import compile_rules, parse_duration
 
@@ -528,18 +529,20 @@ cdef dict _rendered_list(JBuf *b, Py_ssize_t total):
 cdef dict _EMPTY_LIST = {"object": "list", "data_ref": "data", "data": Fragment(b"[]"), "total": 0}
 
 
-cdef tuple _coverage(CompiledRedeemable cr, Order o, list targets, list picks, bint by_picks, dict collections):
+cdef tuple _coverage(CompiledRedeemable cr, Order o, list targets, Picks picks, bint by_picks, dict collections):
     # applicable_to / inapplicable_to lists with order_item_indices (and units for UNIT targets),
     # written as JSON. Picks of one entry come in line order, one per line.
     cdef Entry e
-    cdef Pick pk
+    cdef Pick *pk
     cdef Line ln
     cdef long long total_units = 0
     cdef Targeting t = cr.targeting
-    cdef Py_ssize_t count = 0, last
+    cdef Py_ssize_t count = 0, last, k
     cdef list units
     cdef char stack[2048]
     cdef JBuf b
+    if not t.included and not t.excluded:
+        return _EMPTY_LIST, _EMPTY_LIST
     jb_init(&b, stack, 2048)
     try:
         jb_char(&b, 91)  # [
@@ -557,19 +560,22 @@ cdef tuple _coverage(CompiledRedeemable cr, Order o, list targets, list picks, b
                         if total_units == 0:
                             for ln in o.lines:
                                 total_units += ln.quantity
-                    for pk in picks:
-                        if pk.entry is not e:
+                    for k in range(picks.n):
+                        pk = &picks.items[k]
+                        if pk.entry != <PyObject *>e:
                             continue
+                        ln = <Line>pk.ln
                         if last < 0:
                             _open_entry(&b, e)
-                        if pk.ln.index != last:
-                            _put_index(&b, pk.ln.index, last < 0)
-                            last = pk.ln.index
+                        if ln.index != last:
+                            _put_index(&b, ln.index, last < 0)
+                            last = ln.index
                         if units is not None:
                             if total_units > UNITS_LISTED_MAX:
-                                units.append({"index": pk.ln.index, "units_limit_exceeded": True})
+                                units.append({"index": ln.index, "units_limit_exceeded": True})
                             else:
-                                units.append({"index": pk.ln.index, "units": unit_positions(pk)})
+                                units.append({"index": ln.index,
+                                              "units": unit_positions(ln, e, pk.units, pk.start)})
                 else:
                     for ln in (<tuple>tgt)[1]:
                         if last < 0:
@@ -817,6 +823,13 @@ cdef list _sorted_order(list meta, _Config cfg):
     # Request order, or category hierarchy (ties: request order); joint ones last when asked.
     cdef Py_ssize_t n = len(meta), k
     cdef list idx
+    cdef bint any_joint = False
+    for k in range(n):
+        if (<tuple>meta[k])[2] == 2:
+            any_joint = True
+            break
+    if not cfg.by_hierarchy and not (any_joint and cfg.joint_last):
+        return list(range(n))
     if cfg.by_hierarchy:
         idx = [k for _, k in sorted([((<tuple>meta[k])[1], k) for k in range(n)])]
     else:
@@ -871,14 +884,18 @@ cdef tuple _apply(Order o, dict r, CompiledRedeemable cr, dict collections, dict
     # (result, targets, picks, coverage-by-picks)
     cdef Line ln
     cdef list targets = cr.targeting.match(o, collections)
-    cdef list picks = []
+    cdef Picks picks = Picks()
     cdef dict result = {}
     cdef Plan plan
     if once:
         # ONCE: a line already discounted in this request is taken.
         targets = [(e, [ln for ln in lines if ln.req_discount_amount == 0]) for e, lines in targets]
-    gift = r.get("gift")
-    card = r.get("loyalty_card")
+    # A redeemable compiled with a discount stays a discount: no gift or card to look for.
+    plan = cr.plan
+    gift = card = None
+    if plan is None:
+        gift = r.get("gift")
+        card = r.get("loyalty_card")
     by_picks = False
     if gift is not None:
         to_items = gift.get("effect") == "APPLY_TO_ITEMS"
@@ -889,7 +906,6 @@ cdef tuple _apply(Order o, dict r, CompiledRedeemable cr, dict collections, dict
         used, _ = apply_points(o, reward.get("points") or 0, reward.get("coin"))
         result["loyalty_card"] = {"points": used}
     else:
-        plan = cr.plan
         if plan is None:
             discount = r.get("discount")
             if discount is None:
