@@ -14,3 +14,4 @@ cdef class CompiledRedeemable:
     cdef readonly bint needs_after
     cdef readonly Bundle bundle
     cdef readonly bint state_free
+    cdef readonly tuple fallback_keys

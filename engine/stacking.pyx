@@ -416,6 +416,7 @@ def compile_redeemable(dict redeemable):
     cdef RuleSet rs
     cr.source = redeemable
     cr.state_free = not any(k in redeemable for k in _STATE_KEYS)
+    cr.fallback_keys = tuple(k for k in redeemable if k not in ("discount", "rules", "compiled"))
     rules = []
     for x in redeemable.get("rules") or ():
         rules.append(x if isinstance(x, RuleSet) else compile_rules(x))
@@ -480,9 +481,14 @@ cdef tuple _resolve(object item):
     if not isinstance(c, CompiledRedeemable):
         raise EngineInputError("compiled must come from compile_redeemable")
     cr = <CompiledRedeemable>c
-    r = dict(cr.source)
-    r.update(<dict>item)
-    return r, cr
+    # Discount and rules are read from the compiled form; other definition fields only matter
+    # when the live state lacks them, and copying the state costs more than checking.
+    for k in cr.fallback_keys:
+        if k not in <dict>item:
+            r = dict(cr.source)
+            r.update(<dict>item)
+            return r, cr
+    return item, cr
 
 
 cdef int _open_entry(JBuf *b, Entry e) except -1:
