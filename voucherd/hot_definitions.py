@@ -43,11 +43,29 @@ class ProjectDefinitions:
     loaded_at: float = 0.0
     # Built on first use by voucherd.qualifications, then kept with these definitions.
     qualifier: Any = None
+    # Redeemable definitions compiled for the engine on first use (see compiled_redeemable).
+    compiled: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     def category_list(self, category_id: str | None) -> list[dict[str, Any]]:
         if not category_id or category_id not in self.categories:
             return []
         return [self.categories[category_id]]
+
+    def compiled_redeemable(
+        self, key: tuple[str, ...] | None, discount: dict[str, Any] | None, rules: list[Any]
+    ) -> Any:
+        """The engine's compiled form of a discount and its rule sets, kept with these definitions.
+
+        ``key`` names a definition that cannot change while these definitions live (a tier, a
+        campaign's voucher template); ``None`` compiles without keeping (a voucher's own fields).
+        Compiling on every request cost about a third of a stacked evaluation.
+        """
+        found = self.compiled.get(key) if key is not None else None
+        if found is None:
+            found = engine.stacking.compile_redeemable({"discount": discount, "rules": rules})
+            if key is not None:
+                self.compiled[key] = found
+        return found
 
 
 def _dt(value: datetime | None) -> str | None:

@@ -83,7 +83,6 @@ def _voucher(defs: ProjectDefinitions, request: Redeemable, live: VoucherLive) -
         "referrer_id": (state.get("holder_id") or None) if own.get("is_referral_code") else None,
         "metadata": own.get("metadata") or {},
         "categories": _categories(defs, own.get("category_id") or (campaign or {}).get("category_id")),
-        "rules": [*defs.rules.get(state.get("campaign_id") or "", []), *defs.rules.get(state.get("id", ""), [])],
         "counters": live.counts,
     }
     for name in ("validity_timeframe", "validity_day_of_week", "validity_hours"):
@@ -126,6 +125,16 @@ def _voucher(defs: ProjectDefinitions, request: Redeemable, live: VoucherLive) -
             entry["error"] = {**not_found("voucher", request.id), "details": f"Voucher {request.id} has no discount"}
         else:
             entry["discount"] = discount
+    campaign_id = state.get("campaign_id") or ""
+    own_rules = defs.rules.get(state.get("id", ""), [])
+    # Codes that only follow their campaign share one compiled definition; a code with its own
+    # discount or rules is compiled for this request.
+    shared = campaign_id and not own_rules and not own.get("discount")
+    entry["compiled"] = defs.compiled_redeemable(
+        ("campaign", campaign_id, voucher_type) if shared else None,
+        entry.get("discount"),
+        [*defs.rules.get(campaign_id, []), *own_rules],
+    )
     return Resolved(request, entry, "voucher", voucher=live, campaign=campaign, own=own)
 
 
@@ -149,11 +158,15 @@ def _tier(defs: ProjectDefinitions, request: Redeemable, tier: dict[str, Any], c
         "expiration_date": tier.get("expiration_date") or (campaign or {}).get("expiration_date"),
         "metadata": tier.get("metadata") or {},
         "categories": _categories(defs, tier.get("category_id") or (campaign or {}).get("category_id")),
-        "rules": [*defs.rules.get(tier["campaign_id"], []), *defs.rules.get(tier["id"], [])],
         "counters": counts,
     }
     for name in ("validity_timeframe", "validity_day_of_week", "validity_hours"):
         entry[name] = tier.get(name) if tier.get(name) is not None else (campaign or {}).get(name)
+    entry["compiled"] = defs.compiled_redeemable(
+        ("tier", tier["id"]),
+        entry["discount"],
+        [*defs.rules.get(tier["campaign_id"], []), *defs.rules.get(tier["id"], [])],
+    )
     return Resolved(request, entry, "promotion_tier", campaign=campaign, tier=tier)
 
 
