@@ -367,3 +367,26 @@ def test_an_order_the_engine_cannot_read_is_a_400(client: TestClient, h: dict[st
         assert response.status_code == 400 and response.json()["key"] == "invalid_payload", response.text
     qualification = client.post("/v1/qualifications", json={"order": body["order"]}, headers=h)
     assert qualification.status_code == 400
+
+
+def test_codes_follow_their_campaign_template_and_its_changes(client: TestClient, h: dict[str, str]) -> None:
+    """Compiled definitions are kept per campaign template: a code with its own discount keeps
+    it, and a changed template applies to the next validation."""
+    template = {"type": "DISCOUNT_VOUCHER", "discount": {"type": "AMOUNT", "amount_off": 1000}}
+    campaign = client.post("/v1/campaigns", json={"name": "Kept", "voucher": template}, headers=h).json()
+    for code in ("KEPT-1", "KEPT-2"):
+        assert client.post(f"/v1/campaigns/{campaign['id']}/vouchers/{code}", headers=h).status_code == 200
+    own = client.put("/v1/vouchers/KEPT-2", json={"discount": {"type": "AMOUNT", "amount_off": 300}}, headers=h)
+    assert own.status_code == 200, own.text
+
+    def discounts() -> list[int]:
+        answer = validate(client, h, "KEPT-1", "KEPT-2")
+        return [e["order"]["applied_discount_amount"] for e in answer["redeemables"]]
+
+    assert discounts() == [1000, 300]
+    assert discounts() == [1000, 300]  # the second time from the kept compiled template
+    changed = client.put(
+        f"/v1/campaigns/{campaign['id']}", json={"discount": {"type": "AMOUNT", "amount_off": 2500}}, headers=h
+    )
+    assert changed.status_code == 200, changed.text
+    assert discounts() == [2500, 300]
