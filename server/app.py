@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -57,6 +58,9 @@ from voucherd.messages import StreamAnnouncer
 from voucherd.redis_client import create_redis, scripts_for
 from voucherd.settings import Settings
 
+# How long a stopping process lets in-flight requests return their database connections.
+SHUTDOWN_GRACE_SECONDS = 5
+
 # Starlette tries routes in order, about a microsecond each, so the checkout calls come first:
 # at the end of the list, matching cost more CPU than the floor endpoint's whole request.
 # One line per resource module, so parallel additions do not collide.
@@ -111,7 +115,12 @@ def build_app(settings: Settings, routes: list[BaseRoute] | None = None) -> Star
             yield
         finally:
             await redis.aclose()
-            await pool.close()
+            # A graceful close waits for every connection to come back; one stuck on an
+            # unreachable database would hold the shutdown forever.
+            try:
+                await asyncio.wait_for(pool.close(), SHUTDOWN_GRACE_SECONDS)
+            except TimeoutError:
+                pool.terminate()
 
     return Starlette(
         routes=ROUTES if routes is None else routes,

@@ -186,6 +186,10 @@ def _prepare_metrics_dir(settings: Settings) -> None:
     os.environ["VOUCHERD_METRICS_DIR"] = str(folder)
 
 
+# Seconds a server worker gets to finish after SIGTERM before granian kills it.
+SERVER_STOP_SECONDS = 10
+
+
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces, Loops
@@ -202,6 +206,9 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
         loop=Loops.uvloop,
         log_enabled=True,
         backlog=2048,
+        # A worker that has not stopped this long after SIGTERM is killed, so the server always
+        # exits (and never leaves a worker behind without its parent).
+        workers_kill_timeout=SERVER_STOP_SECONDS,
     ).serve()
     return 0
 

@@ -46,17 +46,28 @@ def start_worker(settings: Settings, log: Path, *, burst: bool = False) -> subpr
     env = {**os.environ, **settings.with_(log_format="text", log_level="INFO").to_env()}
     args = [sys.executable, "-m", "worker", *(["--burst"] if burst else [])]
     with open(log, "ab") as out:
-        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # Its own process group, so stop() reaches whatever it started too.
+        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM, timeout: float = 20) -> None:
+    """Signal the process group; SIGKILL the whole group if it has not exited in ``timeout``.
+
+    Killing only the leader would leave its children (granian's workers) running, orphaned.
+    """
     if proc.poll() is None:
-        proc.send_signal(sig)
+        _signal_group(proc, sig)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal_group(proc, signal.SIGKILL)
             proc.wait()
+    _signal_group(proc, signal.SIGKILL)  # children the leader left behind, if any
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
 
 
 def burst_drain(settings: Settings, log: Path, timeout: float = 60) -> None:
@@ -74,7 +85,9 @@ def serve(settings: Settings, log: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, **settings.with_(port=port, server_processes=1, log_format="text").to_env()}
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "voucherd.cli", "serve"], env=env, stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "voucherd.cli", "serve"], env=env, stdout=out, stderr=out, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
