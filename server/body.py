@@ -7,12 +7,12 @@ only when a cheap scan of the raw bytes says the body could break one of them.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 
+from engine.bodyscan import may_break_limits
 from server.context import context
 from voucherd.errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
 
@@ -22,7 +22,6 @@ MAX_SAFE_INTEGER = 2**53 - 1  # the largest integer every SDK (JavaScript includ
 ID_FIELDS = frozenset(
     ("id", "code", "source_id", "name", "tracking_id", "product_id", "sku_id", "customer_id", "campaign_id", "key")
 )
-_BIG_NUMBER = re.compile(rb"\d{16}|\d[eE]")
 
 
 async def read_raw(request: Request) -> bytes:
@@ -69,13 +68,9 @@ def decode(raw: bytes) -> Any:
 
 
 def _may_break_limits(raw: bytes) -> bool:
-    return (
-        raw.count(b"{") + raw.count(b"[") > MAX_DEPTH
-        or b"\\u0000" in raw
-        or b'\\"' in raw  # escaped quotes hide a string's length from the split below
-        or (len(raw) > MAX_ID_LENGTH and max(map(len, raw.split(b'"'))) > MAX_ID_LENGTH)
-        or _BIG_NUMBER.search(raw) is not None
-    )
+    # One compiled pass over the bytes (the same test in Python regexes and splits cost
+    # about 8 % of a validation's CPU).
+    return may_break_limits(raw, MAX_DEPTH, MAX_ID_LENGTH)
 
 
 def check_shape(body: Any) -> None:
