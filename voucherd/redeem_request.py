@@ -141,6 +141,37 @@ def parse_redeemables(value: Any, limit: int = MAX_REDEEMABLES) -> list[Redeemab
     return redeemables
 
 
+_ITEM_IDS = ("product_id", "sku_id", "source_id")
+_ITEM_AMOUNTS = ("price", "amount", "discount_amount")
+
+
+def _item_total(item: Any, i: int) -> int:
+    """Check one order item's types; its line amount. Messages are built only for a failure
+    (formatting them for every field cost a tenth of a validation's CPU)."""
+    if not isinstance(item, dict):
+        raise InvalidPayload(f"Property .order.items[{i}] should be object")
+    for name in _ITEM_IDS:
+        value = item.get(name)
+        if value is not None and (type(value) is not str or len(value) > MAX_ID_LENGTH):
+            _string(value, f".order.items[{i}].{name}")
+    if item.get("related_object") not in (None, "product", "sku"):
+        raise InvalidPayload(f"Property .order.items[{i}].related_object should be product or sku")
+    quantity = item.get("quantity")
+    if quantity is not None and not (type(quantity) is int and 0 <= quantity <= 1_000_000):
+        raise InvalidPayload(f"Property .order.items[{i}].quantity should be an integer between 0 and 1000000")
+    for name in _ITEM_AMOUNTS:
+        value = item.get(name)
+        if value is not None and not (type(value) is int and 0 <= value <= MAX_MONEY):
+            _money(value, f".order.items[{i}].{name}")
+    amount = item.get("amount")
+    if amount is not None:
+        return int(amount)
+    price = item.get("price")
+    if price is None:
+        return 0
+    return int(price) * (quantity if quantity is not None else 1)
+
+
 def parse_order(value: Any) -> dict[str, Any]:
     """Check the order's types; the engine fills in defaults and catalog prices."""
     if value is None:
@@ -159,22 +190,7 @@ def parse_order(value: Any) -> dict[str, Any]:
             raise InvalidPayload(f"Property .order.items should have at most {MAX_ORDER_ITEMS} items")
         items_total = 0
         for i, item in enumerate(items):
-            where = f".order.items[{i}]"
-            if not isinstance(item, dict):
-                raise InvalidPayload(f"Property {where} should be object")
-            for name in ("product_id", "sku_id", "source_id"):
-                _string(item.get(name), f"{where}.{name}")
-            if item.get("related_object") not in (None, "product", "sku"):
-                raise InvalidPayload(f"Property {where}.related_object should be product or sku")
-            quantity = item.get("quantity")
-            if quantity is not None and (not _is_int(quantity) or quantity < 0 or quantity > 1_000_000):
-                raise InvalidPayload(f"Property {where}.quantity should be an integer between 0 and 1000000")
-            for name in ("price", "amount", "discount_amount"):
-                _money(item.get(name), f"{where}.{name}")
-            line = item["amount"] if item.get("amount") is not None else item.get("price")
-            if line is not None and item.get("amount") is None and quantity is not None:
-                line *= quantity
-            items_total += line or 0
+            items_total += _item_total(item, i)
             if items_total > MAX_MONEY:
                 raise InvalidPayload(f"Property .order.items add up to more than {MAX_MONEY}")
     metadata = value.get("metadata")
