@@ -20,6 +20,9 @@ import engine
 from voucherd import stacking_rules
 from voucherd.timeutil import iso_us
 
+# Compiled redeemable definitions kept per project and definitions version.
+COMPILED_KEPT = 10_000
+
 
 @dataclass
 class ProjectDefinitions:
@@ -51,20 +54,20 @@ class ProjectDefinitions:
             return []
         return [self.categories[category_id]]
 
-    def compiled_redeemable(
-        self, key: tuple[str, ...] | None, discount: dict[str, Any] | None, rules: list[Any]
-    ) -> Any:
+    def compiled_redeemable(self, key: tuple[str, ...], discount: dict[str, Any] | None, rules: list[Any]) -> Any:
         """The engine's compiled form of a discount and its rule sets, kept with these definitions.
 
-        ``key`` names a definition that cannot change while these definitions live (a tier, a
-        campaign's voucher template); ``None`` compiles without keeping (a voucher's own fields).
-        Compiling on every request cost about a third of a stacked evaluation.
+        ``key`` names a definition that cannot change while these definitions live: a tier, a
+        campaign's voucher template, or a code's own stored definition (its text is in the key).
+        Compiling on every request cost about a third of a stacked evaluation. At most
+        COMPILED_KEPT are kept (codes with their own definitions could be many); then it starts over.
         """
-        found = self.compiled.get(key) if key is not None else None
+        found = self.compiled.get(key)
         if found is None:
             found = engine.stacking.compile_redeemable({"discount": discount, "rules": rules})
-            if key is not None:
-                self.compiled[key] = found
+            if len(self.compiled) >= COMPILED_KEPT:
+                self.compiled.clear()
+            self.compiled[key] = found
         return found
 
 

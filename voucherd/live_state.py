@@ -17,15 +17,21 @@ from voucherd.scripts import Scripts
 COUNT_NAMES = ("c", "c:d", "c:w", "c:m", "i", "i:d", "i:w", "i:m")
 
 
+# Rule name -> position of its count among COUNT_NAMES.
+_RULE_COUNT = tuple(
+    (rule, COUNT_NAMES.index(f"{prefix}:{period}" if period else prefix))
+    for rule, (prefix, period) in redemption_counters.RULE_FIELDS.items()
+)
+
+
 def _counts(raw: list[Any]) -> dict[str, int]:
     """The read script's eight counts of a scope, by rule name (absent counts are 0)."""
     if not raw:
         return {}
-    values = dict(zip(COUNT_NAMES, (int(v) if v not in (None, b"", "") else 0 for v in raw), strict=True))
-    out = {}
-    for rule, (prefix, period) in redemption_counters.RULE_FIELDS.items():
-        out[rule] = values[f"{prefix}:{period}" if period else prefix]
-    return out
+    if len(raw) != len(COUNT_NAMES):
+        raise ValueError(f"the read script returned {len(raw)} counts, not {len(COUNT_NAMES)}")
+    values = [int(v) if v else 0 for v in raw]
+    return {rule: values[i] for rule, i in _RULE_COUNT}
 
 
 @dataclass(frozen=True)

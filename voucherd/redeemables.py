@@ -128,10 +128,10 @@ def _voucher(defs: ProjectDefinitions, request: Redeemable, live: VoucherLive) -
     campaign_id = state.get("campaign_id") or ""
     own_rules = defs.rules.get(state.get("id", ""), [])
     # Codes that only follow their campaign share one compiled definition; a code with its own
-    # discount or rules is compiled for this request.
+    # discount or rules has its own, named by its stored definition (a changed one is a new key).
     shared = campaign_id and not own_rules and not own.get("discount")
     entry["compiled"] = defs.compiled_redeemable(
-        ("campaign", campaign_id, voucher_type) if shared else None,
+        ("campaign", campaign_id, voucher_type) if shared else ("code", request.id, state.get("def") or ""),
         entry.get("discount"),
         [*defs.rules.get(campaign_id, []), *own_rules],
     )
