@@ -36,6 +36,11 @@ POOL_CONNECTIONS = Gauge(
 )
 
 
+# Children looked up once: labels() takes a lock and builds a key on every call.
+ENGINE_STACK = ENGINE_SECONDS.labels("stack")
+ENGINE_QUALIFY = ENGINE_SECONDS.labels("qualify")
+
+
 @contextmanager
 def timed(histogram: Histogram, *labels: str) -> Iterator[None]:
     started = time.perf_counter()
