@@ -24,9 +24,11 @@ applicable_to?, inapplicable_to?, categories?, metadata?}], "inapplicable_redeem
 "skipped_redeemables"?, "order": top-level calculated order, "stacking_rules": normalized}``.
 
 Calculated orders are rendered once, as JSON: each redeemable's ``order`` is an
-``orjson.Fragment`` and the top-level ``order`` a dict whose ``items`` is one, so
+``orjson.Fragment`` and the top-level ``order`` a dict whose ``items`` is one (as is the
+``data`` of ``applicable_to`` / ``inapplicable_to``, whose ``total`` stays a number), so
 ``orjson.dumps`` writes them without walking dicts; ``orjson.loads(orjson.dumps(out))``
-gives plain data.
+gives plain data. The answer shares objects between calls (result echoes of static
+discounts, the normalized stacking rules, empty lists): treat it as read-only.
 """
 
 from datetime import datetime

@@ -7,8 +7,9 @@ Definitions compile once with :func:`compile_redeemable` (discount plan, rule se
 ``applicable_to`` index, bundle); a request passes the compiled object itself, or a
 dict ``{"compiled": cr, **live state}`` whose keys override the definition's. Plain
 dicts still work and are compiled on every call. :func:`expand_promotion_stack`
-turns a promotion stack into its tiers. Rendered output may share unchanged item
-dicts between snapshots: treat it as read-only.
+turns a promotion stack into its tiers. The output shares objects between calls
+(a static discount's result echo, the normalized stacking rules, empty lists):
+treat it as read-only.
 
 Bundles (``bundle_rules``, SEMANTICS §3) multiply AMOUNT and PERCENT values and
 UNIT ``unit_off`` by the number of bundles found (FIXED values and per-unit
