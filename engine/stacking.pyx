@@ -519,9 +519,17 @@ cdef int _close_entry(JBuf *b, list units) except -1:
     return jb_char(b, 125)  # }
 
 
-cdef inline int _put_entry(JBuf *b, Entry e) except -1:
-    # An entry that covered no line: as defined.
-    return jb_put(b, PyBytes_AS_STRING(e.out_json), PyBytes_GET_SIZE(e.out_json))
+cdef int _write_covered(JBuf *b, Entry e, list lines, list units) except -1:
+    # The entry plus the indices of the cart lines it covered; none covered: as defined.
+    cdef Line ln
+    cdef bint first = True
+    if not lines:
+        return jb_put(b, PyBytes_AS_STRING(e.out_json), PyBytes_GET_SIZE(e.out_json))
+    _open_entry(b, e)
+    for ln in lines:
+        _put_index(b, ln.index, first)
+        first = False
+    return _close_entry(b, units)
 
 
 cdef dict _rendered_list(JBuf *b, Py_ssize_t total):
@@ -544,7 +552,7 @@ cdef tuple _coverage(CompiledRedeemable cr, Order o, list targets, Picks picks, 
     cdef Line ln
     cdef long long total_units = 0
     cdef Targeting t = cr.targeting
-    cdef Py_ssize_t count = 0, last, k
+    cdef Py_ssize_t count = 0, k
     cdef list units
     cdef char stack[2048]
     cdef JBuf b
@@ -559,9 +567,9 @@ cdef tuple _coverage(CompiledRedeemable cr, Order o, list targets, Picks picks, 
                 if count:
                     jb_char(&b, 44)
                 count += 1
-                last = -1
                 units = None
                 if by_picks:
+                    covered = []
                     if e.unit_target:
                         units = []
                         if total_units == 0:
@@ -572,27 +580,17 @@ cdef tuple _coverage(CompiledRedeemable cr, Order o, list targets, Picks picks, 
                         if pk.entry != <PyObject *>e:
                             continue
                         ln = <Line>pk.ln
-                        if last < 0:
-                            _open_entry(&b, e)
-                        if ln.index != last:
-                            _put_index(&b, ln.index, last < 0)
-                            last = ln.index
+                        if not covered or (<Line>covered[len(covered) - 1]) is not ln:
+                            covered.append(ln)
                         if units is not None:
                             if total_units > UNITS_LISTED_MAX:
                                 units.append({"index": ln.index, "units_limit_exceeded": True})
                             else:
                                 units.append({"index": ln.index,
                                               "units": unit_positions(ln, e, pk.units, pk.start)})
+                    _write_covered(&b, e, covered, units)
                 else:
-                    for ln in (<tuple>tgt)[1]:
-                        if last < 0:
-                            _open_entry(&b, e)
-                        _put_index(&b, ln.index, last < 0)
-                        last = ln.index
-                if last < 0:
-                    _put_entry(&b, e)
-                else:
-                    _close_entry(&b, units)
+                    _write_covered(&b, e, (<tuple>tgt)[1], None)
         inc = _rendered_list(&b, count)
         b.n = 0
         count = 0
@@ -601,17 +599,7 @@ cdef tuple _coverage(CompiledRedeemable cr, Order o, list targets, Picks picks, 
             if count:
                 jb_char(&b, 44)
             count += 1
-            last = -1
-            for ln in o.lines:
-                if e.matches(ln, collections):
-                    if last < 0:
-                        _open_entry(&b, e)
-                    _put_index(&b, ln.index, last < 0)
-                    last = ln.index
-            if last < 0:
-                _put_entry(&b, e)
-            else:
-                _close_entry(&b, None)
+            _write_covered(&b, e, [ln for ln in o.lines if e.matches(ln, collections)], None)
         exc = _rendered_list(&b, count)
     finally:
         jb_free(&b)
