@@ -118,6 +118,11 @@ async def claim(conn: asyncpg.Connection, action_id: str) -> asyncpg.Record | No
     )
 
 
+async def exists(conn: asyncpg.Connection, action_id: str) -> bool:
+    """Whether the action's row is visible: committed, whatever its status."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM async_actions WHERE id = $1)", action_id))
+
+
 async def set_progress(conn: asyncpg.Connection, action_id: str, progress: int) -> None:
     await conn.execute(
         "UPDATE async_actions SET progress = $2, updated_at = now() WHERE id = $1 AND status = 'IN_PROGRESS'",

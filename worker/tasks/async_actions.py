@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from typing import Any
 
 from voucherd import async_actions, metrics
 from voucherd.messages import Message
@@ -14,15 +16,37 @@ from worker.operations import OperationContext, OperationFailed
 log = logging.getLogger(__name__)
 
 
+# An action is announced inside the transaction that records it (so a failed announcement
+# takes the record with it); an idle worker can read the announcement before that commits.
+ANNOUNCED_BEFORE_COMMIT_S = 5.0
+
+
+async def _claim_when_committed(ctx: WorkerContext, action_id: str) -> Any:
+    """Claim the action once its row is visible; None when it finished already or never committed.
+
+    Reading a missing row as "finished" dropped actions announced a moment before their commit:
+    they stayed ENQUEUED for good.
+    """
+    deadline = time.monotonic() + ANNOUNCED_BEFORE_COMMIT_S
+    while True:
+        async with ctx.pool.acquire() as conn:
+            row = await async_actions.claim(conn, action_id)
+            if row is not None or await async_actions.exists(conn, action_id):
+                return row
+        if time.monotonic() > deadline:
+            log.warning("async action %s was announced but never committed", action_id)
+            return None
+        await asyncio.sleep(0.02)
+
+
 @task(async_actions.STREAM, batch_size=1, timeout_s=30 * 60, max_tries=5)
 async def run_async_actions(ctx: WorkerContext, messages: list[Message]) -> None:
     registry = operations.discover()
     for message in messages:
         action_id = message.payload.get("action_id", "")
-        async with ctx.pool.acquire() as conn:
-            row = await async_actions.claim(conn, action_id)
+        row = await _claim_when_committed(ctx, action_id)
         if row is None:
-            continue  # already finished: a redelivery after an acknowledgement was lost
+            continue  # already finished (a redelivery after a lost acknowledgement), or never committed
         op = OperationContext(
             pool=ctx.pool,
             redis=ctx.redis,
