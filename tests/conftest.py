@@ -6,8 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +18,7 @@ from starlette.testclient import TestClient
 
 from server.app import build_app
 from tests import services
+from tests.processes import stop_group, wait_healthy
 from voucherd import db, projects
 from voucherd.localstack import free_port
 from voucherd.settings import Settings
@@ -148,23 +147,15 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     port = free_port()
     served = settings.with_(port=port, server_processes=1)
     env = {**os.environ, **served.to_env()}
-    proc = subprocess.Popen([sys.executable, "-m", "voucherd.cli", "serve"], env=env, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voucherd.cli", "serve"], env=env, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
+    wait_healthy(url, proc)
     try:
         yield LiveServer(url, served)
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_group(proc)
 
 
 def drain_worker(settings: Settings) -> None:

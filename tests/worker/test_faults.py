@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ import pytest
 import redis
 
 from tests.conftest import ProjectKeys
+from tests.processes import stop_group as stop
+from tests.processes import wait_healthy
 from tests.services import scratch_dir
 from voucherd import db, keys, projects, redemption_records
 from voucherd.localstack import PostgresServer, RedisServer, free_port
@@ -50,26 +51,6 @@ def start_worker(settings: Settings, log: Path, *, burst: bool = False) -> subpr
         return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stop(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM, timeout: float = 20) -> None:
-    """Signal the process group; SIGKILL the whole group if it has not exited in ``timeout``.
-
-    Killing only the leader would leave its children (granian's workers) running, orphaned.
-    """
-    if proc.poll() is None:
-        _signal_group(proc, sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)
-            proc.wait()
-    _signal_group(proc, signal.SIGKILL)  # children the leader left behind, if any
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
-
-
 def burst_drain(settings: Settings, log: Path, timeout: float = 60) -> None:
     """A fresh ``python -m worker --burst``: re-claims whatever a dead consumer left and exits when done."""
     proc = start_worker(settings, log, burst=True)
@@ -89,16 +70,7 @@ def serve(settings: Settings, log: Path) -> Iterator[str]:
             [sys.executable, "-m", "voucherd.cli", "serve"], env=env, stdout=out, stderr=out, start_new_session=True
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
+    wait_healthy(url, proc)
     try:
         yield url
     finally:
