@@ -34,9 +34,9 @@ from typing import Any
 import httpx
 import redis
 
-from voucherd import keys
-from voucherd.localstack import PostgresServer, RedisServer, free_port
-from voucherd.settings import Settings
+from voucherd.platform import keys
+from voucherd.platform.localstack import PostgresServer, RedisServer, free_port
+from voucherd.platform.settings import Settings
 
 
 @dataclass

@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_generate import Target, own_stack
 
-from voucherd import keys, redemption_records
+from voucherd.checkout import redemption_records
+from voucherd.platform import keys
 
 CODE = "LAG-BENCH"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.api import Target
-from voucherd.localstack import free_port
+from voucherd.platform.localstack import free_port
 
 START_TIMEOUT_S = 90
 

@@ -16,47 +16,30 @@ from server.client_api import ClientApiMiddleware
 from server.context import AppContext
 from server.errors import UNAVAILABLE, handle_http_exception, handle_unavailable, handle_voucherd_error
 from server.middleware import RequestContextMiddleware
-from server.resources import (
-    async_actions,
+from server.resources.catalog import customers, orders, products, publications, segments
+from server.resources.checkout import client, qualifications, redemptions, validations, voucher_checkout
+from server.resources.definitions import (
     campaigns,
     categories,
-    client,
-    customers,
-    events,
-    floor,
-    health,
-    imports,
-    loyalties,
     metadata_schemas,
-    metrics,
-    openapi,
-    orders,
-    products,
-    projects,
     promotions,
-    publications,
-    qualifications,
-    redemptions,
-    referrals,
-    rewards,
-    segments,
     stacking_rules,
     validation_rules,
-    validations,
-    voucher_checkout,
     vouchers,
-    webhooks,
 )
+from server.resources.jobs import async_actions, imports, webhooks
+from server.resources.loyalty import events, loyalties, referrals, rewards
+from server.resources.platform import floor, health, metrics, openapi, projects
 from server.telemetry import TelemetryMiddleware
-from voucherd.auth import KeyCache
-from voucherd.checkout import Services
-from voucherd.db import create_pool
-from voucherd.errors import VoucherdError
-from voucherd.hot_definitions import DefinitionsCache
-from voucherd.logs import configure_logging
-from voucherd.messages import StreamAnnouncer
-from voucherd.redis_client import create_redis, scripts_for
-from voucherd.settings import Settings
+from voucherd.checkout.hot_definitions import DefinitionsCache
+from voucherd.checkout.service import Services
+from voucherd.platform.auth import KeyCache
+from voucherd.platform.db import create_pool
+from voucherd.platform.errors import VoucherdError
+from voucherd.platform.logs import configure_logging
+from voucherd.platform.messages import StreamAnnouncer
+from voucherd.platform.redis_client import create_redis, scripts_for
+from voucherd.platform.settings import Settings
 
 # How long a stopping process lets in-flight requests return their database connections.
 SHUTDOWN_GRACE_SECONDS = 5

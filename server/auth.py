@@ -9,8 +9,8 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.errors import error_response
-from voucherd import origins
-from voucherd.errors import Forbidden, Unauthorized
+from voucherd.platform import origins
+from voucherd.platform.errors import Forbidden, Unauthorized
 
 _FAMILIES: tuple[tuple[str, str, bytes, bytes], ...] = (
     ("/v1/", "application", b"x-app-id", b"x-app-token"),

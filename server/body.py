@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from engine.bodyscan import may_break_limits
 from server.context import context
-from voucherd.errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
+from voucherd.platform.errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
 
 MAX_DEPTH = 64
 MAX_ID_LENGTH = 300  # ids, codes, source ids and names, wherever they sit in a body (metadata aside)

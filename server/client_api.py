@@ -10,8 +10,8 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from voucherd import keys
-from voucherd.errors import TooManyRequests
+from voucherd.platform import keys
+from voucherd.platform.errors import TooManyRequests
 
 PREFIX = "/client/v1/"
 ALLOWED_HEADERS = b"Content-Type, X-Client-Application-Id, X-Client-Token, X-Voucherify-Channel, Idempotency-Key"

@@ -8,10 +8,10 @@ import asyncpg
 import redis.asyncio as aioredis
 from starlette.requests import Request
 
-from voucherd.auth import KeyCache
-from voucherd.checkout import Services
-from voucherd.scripts import Scripts
-from voucherd.settings import Settings
+from voucherd.checkout.service import Services
+from voucherd.platform.auth import KeyCache
+from voucherd.platform.scripts import Scripts
+from voucherd.platform.settings import Settings
 
 
 @dataclass

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.responses import ORJSONResponse
-from voucherd.errors import (
+from voucherd.platform.errors import (
     Forbidden,
     InternalError,
     InvalidPayload,

@@ -11,8 +11,8 @@ from server.body import read_raw
 from server.context import context, project_id
 from server.errors import error_response, request_id_of
 from server.routing import Handler
-from voucherd import idempotency
-from voucherd.errors import VoucherdError
+from voucherd.checkout import idempotency
+from voucherd.platform.errors import VoucherdError
 
 HEADER = "idempotency-key"
 

@@ -7,8 +7,8 @@ import logging
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from voucherd.errors import InternalError
-from voucherd.ids import new_request_id
+from voucherd.platform.errors import InternalError
+from voucherd.platform.ids import new_request_id
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from starlette.requests import Request
 
-from voucherd.errors import InvalidQueryParams
+from voucherd.platform.errors import InvalidQueryParams
 
 
 def int_param(request: Request, name: str, default: int, *, minimum: int = 1, maximum: int = 100) -> int:

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from voucherd.errors import InvalidQueryParams, NotFound, PayloadTooLarge
+from voucherd.platform.errors import InvalidQueryParams, NotFound, PayloadTooLarge
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_QUERY_BYTES = 16 * 1024

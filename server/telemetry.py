@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from voucherd.instruments import POOL_CONNECTIONS, REQUEST_SECONDS, REQUESTS
+from voucherd.platform.instruments import POOL_CONNECTIONS, REQUEST_SECONDS, REQUESTS
 
 STDERR = 2
 

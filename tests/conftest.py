@@ -19,9 +19,9 @@ from starlette.testclient import TestClient
 from server.app import build_app
 from tests import services
 from tests.processes import stop_group, wait_healthy
-from voucherd import db, projects
-from voucherd.localstack import free_port
-from voucherd.settings import Settings
+from voucherd.platform import db, projects
+from voucherd.platform.localstack import free_port
+from voucherd.platform.settings import Settings
 
 # Timing deadlines make property tests flaky on a busy two-core machine; speed is measured elsewhere.
 hypothesis.settings.register_profile("voucherd", deadline=None)
@@ -160,10 +160,11 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 
 def drain_worker(settings: Settings) -> None:
     """Run the real worker (every registered task) until its streams are drained."""
-    from voucherd.db import create_pool
-    from voucherd.redis_client import create_redis, scripts_for
-    from worker.base import WorkerContext, discover
+    from voucherd.platform.db import create_pool
+    from voucherd.platform.redis_client import create_redis, scripts_for
+    from worker.base import WorkerContext
     from worker.loop import Consumer
+    from worker.tasks import discover
 
     async def drain() -> None:
         pool = await create_pool(settings.database_url, 1, 4)

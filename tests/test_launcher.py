@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.services import scratch_dir
-from voucherd.localstack import free_port, port_is_free
+from voucherd.platform.localstack import free_port, port_is_free
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from server.app import build_app
 from tests import services
 from tests.conftest import ProjectKeys, drain_worker
-from voucherd.settings import Settings
+from voucherd.platform.settings import Settings
 
 pytestmark = pytest.mark.slow
 

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from voucherd import db, projects
-from voucherd.localstack import LocalStackError, PortBook, PostgresServer, RedisServer
-from voucherd.logs import configure_logging
-from voucherd.settings import Settings, SettingsError
+from voucherd.platform import db, projects
+from voucherd.platform.localstack import LocalStackError, PortBook, PostgresServer, RedisServer
+from voucherd.platform.logs import configure_logging
+from voucherd.platform.settings import Settings, SettingsError
 
 log = logging.getLogger("voucherd")
 
@@ -68,7 +68,7 @@ def cmd_create_management_key(settings: Settings, _args: argparse.Namespace) -> 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from voucherd import status
-    from voucherd.redis_client import create_redis
+    from voucherd.platform.redis_client import create_redis
 
     async def collect(conn: Any) -> dict[str, Any]:
         client = create_redis(settings.redis_url)
@@ -84,8 +84,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild_cache(settings: Settings, args: argparse.Namespace) -> int:
-    from voucherd import rebuild
-    from voucherd.redis_client import create_redis
+    from voucherd.jobs import rebuild
+    from voucherd.platform.redis_client import create_redis
 
     async def run(conn: Any) -> list[rebuild.RebuildReport]:
         client = create_redis(settings.redis_url)
@@ -102,12 +102,10 @@ def cmd_rebuild_cache(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_purge_metadata_key(settings: Settings, args: argparse.Namespace) -> int:
     """Enqueue the metadata key purge the management API starts; print its id (and, with --wait, its end)."""
-    # segments first: `import voucherd.customers` alone trips the customers -> segments -> loyalty_earning ->
-    # referrals -> customers import cycle (voucherd/referrals.py); the server and worker import segments first.
-    import voucherd.segments  # noqa: F401
-    from voucherd import async_actions, bulk
-    from voucherd.errors import VoucherdError
-    from voucherd.redis_client import create_redis
+    from voucherd.jobs import bulk
+    from voucherd.platform import async_actions
+    from voucherd.platform.errors import VoucherdError
+    from voucherd.platform.redis_client import create_redis
 
     async def run(conn: Any) -> int:
         client = create_redis(settings.redis_url)
@@ -139,8 +137,8 @@ def cmd_purge_metadata_key(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    from voucherd import transfer
-    from voucherd.redis_client import create_redis
+    from voucherd.jobs import transfer
+    from voucherd.platform.redis_client import create_redis
 
     data = Path(args.file).read_bytes()
 
@@ -159,7 +157,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
-    from voucherd import transfer
+    from voucherd.jobs import transfer
 
     async def run(conn: Any) -> int:
         if args.output == "-":

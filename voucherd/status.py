@@ -7,8 +7,9 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from voucherd import keys, redemption_records
-from voucherd.async_actions import STREAM as ASYNC_ACTIONS
+from voucherd.checkout import redemption_records
+from voucherd.platform import keys
+from voucherd.platform.async_actions import STREAM as ASYNC_ACTIONS
 
 GROUP = "voucherd"  # the workers' consumer group (worker.loop.GROUP)
 

@@ -8,13 +8,14 @@ import contextlib
 import logging
 import signal
 
-from voucherd import loyalty_earning
-from voucherd.db import create_pool
-from voucherd.logs import configure_logging
-from voucherd.redis_client import create_redis, scripts_for
-from voucherd.settings import Settings
-from worker.base import WorkerContext, discover
+from voucherd.loyalty import earning as loyalty_earning
+from voucherd.platform.db import create_pool
+from voucherd.platform.logs import configure_logging
+from voucherd.platform.redis_client import create_redis, scripts_for
+from voucherd.platform.settings import Settings
+from worker.base import WorkerContext
 from worker.loop import Consumer
+from worker.tasks import discover
 from worker.webhooks import run_dispatcher
 
 logger = logging.getLogger(__name__)

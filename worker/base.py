@@ -8,8 +8,6 @@ asks for a later try without counting as an error in the logs.
 from __future__ import annotations
 
 import enum
-import importlib
-import pkgutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +16,7 @@ import asyncpg
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from voucherd.messages import Message
+from voucherd.platform.messages import Message
 
 # Errors of a lost or refused connection: the batch is retried in place (with backoff) until
 # the dependency is back, without counting as a try, so an outage delays work and loses none.
@@ -97,12 +95,3 @@ class Registry:
 
 REGISTRY = Registry()
 task = REGISTRY.task
-
-
-def discover() -> Registry:
-    """Import every ``worker.tasks`` module; each registers its task on import."""
-    from worker import tasks
-
-    for module in pkgutil.iter_modules(tasks.__path__):
-        importlib.import_module(f"{tasks.__name__}.{module.name}")
-    return REGISTRY

@@ -25,8 +25,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from voucherd import keys, metrics
-from voucherd.messages import Message
+from voucherd.platform import keys, metrics
+from voucherd.platform.messages import Message
 from worker.base import TRANSIENT_ERRORS, Registry, Retry, Task, TaskStatus, WorkerContext
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
-from voucherd.settings import Settings
-from voucherd.webhooks import Dispatcher
+from voucherd.jobs.webhooks import Dispatcher
+from voucherd.platform.settings import Settings
 from worker.base import WorkerContext
 
 

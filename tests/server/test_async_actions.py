@@ -9,9 +9,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error, drain_worker
-from voucherd import async_actions, db
-from voucherd.redis_client import create_redis
-from voucherd.settings import Settings
+from voucherd.platform import async_actions, db
+from voucherd.platform.redis_client import create_redis
+from voucherd.platform.settings import Settings
 from worker.operations import OPERATIONS, OperationContext, OperationFailed, operation
 
 if "TEST.ECHO" not in OPERATIONS:

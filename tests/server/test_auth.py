@@ -9,8 +9,8 @@ import asyncpg
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error
-from voucherd import projects
-from voucherd.settings import Settings
+from voucherd.platform import projects
+from voucherd.platform.settings import Settings
 
 
 def test_missing_keys_are_401(client: TestClient) -> None:

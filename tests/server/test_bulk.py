@@ -8,7 +8,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error, drain_worker
-from voucherd.settings import Settings
+from voucherd.platform.settings import Settings
 
 STRICT_PRODUCT = {
     "related_object": "product",

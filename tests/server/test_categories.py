@@ -6,8 +6,8 @@ import redis
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error
-from voucherd import keys
-from voucherd.settings import Settings
+from voucherd.platform import keys
+from voucherd.platform.settings import Settings
 
 
 def test_category_lifecycle(client: TestClient, project: ProjectKeys, settings: Settings) -> None:

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error, drain_worker
-from voucherd.settings import Settings
+from voucherd.platform.settings import Settings
 
 ORDER = {"amount": 20000}
 

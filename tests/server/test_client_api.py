@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from server.app import build_app
 from tests.conftest import ProjectKeys, assert_error
-from voucherd.settings import Settings
+from voucherd.platform.settings import Settings
 
 ORIGIN = "https://shop.example"
 

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from server.app import ROUTES, build_app
 from tests.conftest import ProjectKeys, assert_error
-from voucherd.settings import Settings
+from voucherd.platform.settings import Settings
 
 
 def test_unknown_route_is_404(client: TestClient, project: ProjectKeys) -> None:

@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 
 from scripts import build_openapi
 from tests.conftest import LiveServer, ProjectKeys
-from voucherd.settings import Settings
+from voucherd.platform.settings import Settings
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import GenerationMode  # noqa: E402

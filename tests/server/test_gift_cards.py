@@ -7,7 +7,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, drain_worker
-from voucherd.settings import Settings
+from voucherd.platform.settings import Settings
 
 
 def ok(response: Any) -> Any:

@@ -6,8 +6,8 @@ from starlette.testclient import TestClient
 
 from server.app import build_app
 from tests.conftest import ProjectKeys, assert_error
-from voucherd.localstack import free_port
-from voucherd.settings import Settings
+from voucherd.platform.localstack import free_port
+from voucherd.platform.settings import Settings
 
 
 def test_health_is_200_when_both_answer(client: TestClient) -> None:

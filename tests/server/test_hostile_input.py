@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 from server.body import MAX_DEPTH, MAX_ID_LENGTH, MAX_SAFE_INTEGER
 from server.routing import MAX_QUERY_BYTES
 from tests.conftest import ProjectKeys, assert_error
-from voucherd.redeem_request import MAX_MONEY, MAX_ORDER_ITEMS, MAX_REDEEMABLES
+from voucherd.checkout.redeem_request import MAX_ORDER_ITEMS, MAX_REDEEMABLES
+from voucherd.platform.money import MAX_MONEY
 
 DISCOUNT = {"type": "AMOUNT", "amount_off": 500}
 LEAKS = ("Traceback", 'File "', "asyncpg", "psycopg", "SELECT ", "INSERT ", "UPDATE ", "postgres", "redis://", "Error(")

@@ -8,8 +8,8 @@ import redis
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error, drain_worker
-from voucherd import keys
-from voucherd.settings import Settings
+from voucherd.platform import keys
+from voucherd.platform.settings import Settings
 
 
 def run(client: TestClient, project: ProjectKeys, settings: Settings, response: Any, status: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error, drain_worker
-from voucherd.settings import Settings
+from voucherd.platform.settings import Settings
 
 MARK = "bsecretmark"  # in B's names and metadata; never in any answer to A
 DISCOUNT = {"type": "AMOUNT", "amount_off": 500}

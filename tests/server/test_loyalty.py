@@ -12,10 +12,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error, drain_worker
-from voucherd import loyalty_earning
-from voucherd.db import create_pool
-from voucherd.redis_client import create_redis
-from voucherd.settings import Settings
+from voucherd.loyalty import earning as loyalty_earning
+from voucherd.platform.db import create_pool
+from voucherd.platform.redis_client import create_redis
+from voucherd.platform.settings import Settings
 
 
 @pytest.fixture

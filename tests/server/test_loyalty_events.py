@@ -15,10 +15,10 @@ from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, drain_worker
 from tests.server.test_loyalty import join, make_program, member, ok, pg, run_loyalty
-from voucherd import loyalty_earning
-from voucherd.db import create_pool
-from voucherd.redis_client import create_redis
-from voucherd.settings import Settings
+from voucherd.loyalty import earning as loyalty_earning
+from voucherd.platform.db import create_pool
+from voucherd.platform.redis_client import create_redis
+from voucherd.platform.settings import Settings
 
 
 @pytest.fixture

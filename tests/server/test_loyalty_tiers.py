@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error, drain_worker
 from tests.server.test_loyalty import add_points, join, make_program, member, ok
-from voucherd.settings import Settings
+from voucherd.platform.settings import Settings
 
 
 @pytest.fixture

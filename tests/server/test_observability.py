@@ -19,8 +19,8 @@ from starlette.testclient import TestClient
 from server.app import build_app
 from tests.conftest import ProjectKeys, drain_worker
 from tests.services import scratch_dir
-from voucherd.localstack import free_port
-from voucherd.settings import Settings
+from voucherd.platform.localstack import free_port
+from voucherd.platform.settings import Settings
 
 
 def sample(text: str, name: str, **labels: str) -> float:

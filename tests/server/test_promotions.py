@@ -12,9 +12,10 @@ import redis
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error
-from voucherd import db, keys, promotions
-from voucherd.ids import new_id
-from voucherd.settings import Settings
+from voucherd.definitions import promotions
+from voucherd.platform import db, keys
+from voucherd.platform.ids import new_id
+from voucherd.platform.settings import Settings
 
 TEN_OFF = {"discount": {"type": "AMOUNT", "amount_off": 1000, "effect": "APPLY_TO_ORDER"}}
 

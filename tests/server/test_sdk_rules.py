@@ -9,8 +9,8 @@ import voucherify
 from voucherify.models.parameter_created_before_after import ParameterCreatedBeforeAfter
 
 from tests.conftest import LiveServer, ProjectKeys
-from voucherd import db
-from voucherd.ids import new_id
+from voucherd.platform import db
+from voucherd.platform.ids import new_id
 
 pytestmark = pytest.mark.slow
 

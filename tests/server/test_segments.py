@@ -12,9 +12,10 @@ import redis
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error
-from voucherd import db, keys, segments
-from voucherd.redis_client import create_redis
-from voucherd.settings import Settings
+from voucherd.catalog import segments
+from voucherd.platform import db, keys
+from voucherd.platform.redis_client import create_redis
+from voucherd.platform.settings import Settings
 
 
 @pytest.fixture

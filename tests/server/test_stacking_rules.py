@@ -10,8 +10,9 @@ import redis
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error
-from voucherd import db, keys, stacking_rules
-from voucherd.settings import Settings
+from voucherd.definitions import stacking_rules
+from voucherd.platform import db, keys
+from voucherd.platform.settings import Settings
 
 RECOMMENDED = {
     "redeemables_limit": 30,

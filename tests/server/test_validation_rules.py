@@ -11,10 +11,11 @@ import redis
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error
-from voucherd import db, keys, validation_rules
-from voucherd.errors import NotFound
-from voucherd.ids import new_id
-from voucherd.settings import Settings
+from voucherd.definitions import validation_rules
+from voucherd.platform import db, keys
+from voucherd.platform.errors import NotFound
+from voucherd.platform.ids import new_id
+from voucherd.platform.settings import Settings
 
 SEGMENT_RULE: dict[str, Any] = {
     "name": "New customers, once",

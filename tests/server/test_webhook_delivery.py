@@ -17,10 +17,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, drain_worker
-from voucherd.db import create_pool
-from voucherd.localstack import free_port
-from voucherd.redis_client import create_redis, scripts_for
-from voucherd.settings import Settings
+from voucherd.platform.db import create_pool
+from voucherd.platform.localstack import free_port
+from voucherd.platform.redis_client import create_redis, scripts_for
+from voucherd.platform.settings import Settings
 from worker.base import WorkerContext
 from worker.webhooks import run_dispatcher
 

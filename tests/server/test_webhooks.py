@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error, drain_worker
-from voucherd.settings import Settings
+from voucherd.platform.settings import Settings
 
 
 def test_webhook_crud(client: TestClient, project: ProjectKeys, management_headers: dict[str, str]) -> None:

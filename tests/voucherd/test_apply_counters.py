@@ -9,10 +9,11 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from voucherd import counters, keys
-from voucherd.counters import Group, Op
-from voucherd.redis_client import create_redis, scripts_for
-from voucherd.settings import Settings
+from voucherd.checkout import counters
+from voucherd.checkout.counters import Group, Op
+from voucherd.platform import keys
+from voucherd.platform.redis_client import create_redis, scripts_for
+from voucherd.platform.settings import Settings
 
 P = "proj_test"
 NOW = 1_700_000_000_000

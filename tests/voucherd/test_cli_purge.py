@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, drain_worker
 from voucherd import cli
-from voucherd.settings import Settings
+from voucherd.platform.settings import Settings
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
-from voucherd import db
+from voucherd.platform import db
 
 
 @pytest.fixture

@@ -12,9 +12,10 @@ import redis
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, drain_worker
-from voucherd import db, rebuild
-from voucherd.redis_client import create_redis
-from voucherd.settings import Settings
+from voucherd.jobs import rebuild
+from voucherd.platform import db
+from voucherd.platform.redis_client import create_redis
+from voucherd.platform.settings import Settings
 
 
 def run_rebuild(settings: Settings, project_id: str) -> rebuild.RebuildReport:

@@ -8,8 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voucherd import redeem_request
-from voucherd.errors import DuplicatedRedeemables, InvalidPayload, InvalidRedeemables, MissingReward, VoucherdError
+from voucherd.checkout import redeem_request
+from voucherd.platform.errors import (
+    DuplicatedRedeemables,
+    InvalidPayload,
+    InvalidRedeemables,
+    MissingReward,
+    VoucherdError,
+)
 
 
 def body(**extra: Any) -> dict[str, Any]:

@@ -8,8 +8,10 @@ from typing import Any
 import asyncpg
 
 from tests.conftest import ProjectKeys
-from voucherd import db, redemption_records
-from voucherd.settings import Settings
+from voucherd.checkout import redemption_records
+from voucherd.jobs import write_behind
+from voucherd.platform import db
+from voucherd.platform.settings import Settings
 
 DATE = "2026-11-26T10:00:00.000Z"
 
@@ -47,7 +49,7 @@ def persist(settings: Settings, events: list[dict[str, Any]]) -> int:
     async def go() -> int:
         conn = await db.connect(settings.database_url)
         try:
-            return await redemption_records.persist(conn, events)
+            return await write_behind.persist(conn, events)
         finally:
             await conn.close()
 

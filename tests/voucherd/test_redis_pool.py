@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from voucherd.redis_client import QueueingPool, create_redis
+from voucherd.platform.redis_client import QueueingPool, create_redis
 
 
 def test_a_burst_larger_than_the_pool_queues_and_every_command_answers(redis_url: str) -> None:

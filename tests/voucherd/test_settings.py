@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from voucherd.settings import Settings, SettingsError
+from voucherd.platform.settings import Settings, SettingsError
 
 
 def test_defaults() -> None:

@@ -9,11 +9,13 @@ import itertools
 from typing import Any
 
 from tests.conftest import ProjectKeys
-from voucherd import db, transfer
-from voucherd.redis_client import create_redis, scripts_for
-from voucherd.settings import Settings
-from worker.base import WorkerContext, discover
+from voucherd.jobs import transfer
+from voucherd.platform import db
+from voucherd.platform.redis_client import create_redis, scripts_for
+from voucherd.platform.settings import Settings
+from worker.base import WorkerContext
 from worker.loop import Consumer
+from worker.tasks import discover
 
 CODES = "Code,Voucher Type,Value,Discount Type,Active\n" + "".join(
     f"CLI-{n:03d},DISCOUNT_VOUCHER,5,AMOUNT,TRUE\n" for n in range(120)

@@ -11,10 +11,11 @@ import redis.asyncio as aioredis
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys
-from voucherd import db, keys, voucher_state
-from voucherd.redis_client import create_redis
-from voucherd.scripts import SOURCES
-from voucherd.settings import Settings
+from voucherd.definitions import voucher_state
+from voucherd.platform import db, keys
+from voucherd.platform.redis_client import create_redis
+from voucherd.platform.scripts import SOURCES
+from voucherd.platform.settings import Settings
 
 T = TypeVar("T")
 

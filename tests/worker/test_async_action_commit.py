@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import ProjectKeys
-from voucherd import async_actions, db
-from voucherd.messages import Message
-from voucherd.redis_client import create_redis, scripts_for
-from voucherd.settings import Settings
+from voucherd.platform import async_actions, db
+from voucherd.platform.messages import Message
+from voucherd.platform.redis_client import create_redis, scripts_for
+from voucherd.platform.settings import Settings
 from worker.base import WorkerContext
 from worker.tasks.async_actions import run_async_actions
 

@@ -31,9 +31,10 @@ from tests.conftest import ProjectKeys
 from tests.processes import stop_group as stop
 from tests.processes import wait_healthy
 from tests.services import scratch_dir
-from voucherd import db, keys, projects, redemption_records
-from voucherd.localstack import PostgresServer, RedisServer, free_port
-from voucherd.settings import Settings
+from voucherd.checkout import redemption_records
+from voucherd.platform import db, keys, projects
+from voucherd.platform.localstack import PostgresServer, RedisServer, free_port
+from voucherd.platform.settings import Settings
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from voucherd import keys
-from voucherd.messages import Message, StreamAnnouncer, encode, publish
-from voucherd.redis_client import scripts_for
-from voucherd.settings import Settings
+from voucherd.platform import keys
+from voucherd.platform.messages import Message, StreamAnnouncer, encode, publish
+from voucherd.platform.redis_client import scripts_for
+from voucherd.platform.settings import Settings
 from worker.base import Registry, Retry, WorkerContext
 from worker.loop import GROUP, Consumer
 

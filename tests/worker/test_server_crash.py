@@ -25,9 +25,9 @@ import pytest
 import redis
 
 from tests.conftest import ProjectKeys, drain_worker
-from voucherd import keys
-from voucherd.localstack import free_port
-from voucherd.settings import Settings
+from voucherd.platform import keys
+from voucherd.platform.localstack import free_port
+from voucherd.platform.settings import Settings
 
 pytestmark = pytest.mark.faults
 

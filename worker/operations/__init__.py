@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from voucherd import async_actions
+from voucherd.platform import async_actions
 
 
 class OperationFailed(Exception):
@@ -63,6 +63,6 @@ def operation(action_type: str) -> Callable[[Operation], Operation]:
 
 
 def discover() -> dict[str, Operation]:
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
+    for module in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
+        importlib.import_module(module.name)
     return OPERATIONS

@@ -7,8 +7,8 @@ import logging
 import time
 from typing import Any
 
-from voucherd import async_actions, metrics
-from voucherd.messages import Message
+from voucherd.platform import async_actions, metrics
+from voucherd.platform.messages import Message
 from worker import operations
 from worker.base import TRANSIENT_ERRORS, WorkerContext, task
 from worker.operations import OperationContext, OperationFailed

@@ -1,0 +1,1 @@
+"""HTTP routes of voucherd.catalog; each module exports ``routes``."""

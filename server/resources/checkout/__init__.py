@@ -1,0 +1,1 @@
+"""HTTP routes of voucherd.checkout; each module exports ``routes``."""

@@ -1,0 +1,1 @@
+"""HTTP routes of voucherd.definitions; each module exports ``routes``."""

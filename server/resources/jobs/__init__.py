@@ -1,0 +1,1 @@
+"""HTTP routes of voucherd.jobs; each module exports ``routes``."""

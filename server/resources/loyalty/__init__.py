@@ -1,0 +1,1 @@
+"""HTTP routes of voucherd.loyalty; each module exports ``routes``."""

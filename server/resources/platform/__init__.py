@@ -1,0 +1,1 @@
+"""HTTP routes of voucherd.platform; each module exports ``routes``."""

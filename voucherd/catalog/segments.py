@@ -1,0 +1,454 @@
+"""Customer segments (``seg_``): static lists and filters evaluated on every customer write.
+
+Membership lives in PostgreSQL (``segment_members``) and, for the hot path, in one Redis hash per
+project (``keys.customer_segments``) whose fields ``id:<customer id>`` and ``src:<source id>`` hold the
+customer's sorted segment ids as JSON. Redis is written right after each PostgreSQL commit and can be
+rebuilt from it with ``rebuild_cache``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+import redis.asyncio as aioredis
+
+from voucherd.catalog import activity
+from voucherd.catalog.customer_views import customer_view
+from voucherd.platform import keys
+from voucherd.platform.errors import InvalidPayload, NotFound
+from voucherd.platform.ids import new_id
+from voucherd.platform.timeutil import iso, utcnow
+
+TYPES = ("static", "auto-update", "passive")
+STATIC_LIMIT = 20_000
+_POSITIVE_OPS = {"$is", "$in", "$starts_with", "$ends_with", "$contains", "$has_value"}
+_NEGATIVE_OPS = {"$is_not", "$not_in", "$not_contain", "$is_unknown"}
+_RANGE_OPS = {"$more_than", "$less_than", "$more_than_equal", "$less_than_equal", "$after", "$before"}
+_MONTH_OPS = {"$this_month", "$next_month", "$last_month"}
+OPERATORS = _POSITIVE_OPS | _NEGATIVE_OPS | _RANGE_OPS | _MONTH_OPS
+_DATE_FIELDS = {"created_at", "updated_at", "birthdate", "birthday", "summary.orders.last_order_date"}
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Every segment one customer belongs to, as the hot path reads it."""
+
+    customer_id: str
+    source_id: str | None
+    segment_ids: list[str]
+    earned: bool = False  # issue 9: an entry was recorded as a loyalty earning trigger (ring after commit)
+
+
+def segment_view(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "type": row["type"],
+        "filter": row["filter"],
+        "initial_sync_status": "DONE",
+        "object": "segment",
+    }
+
+
+# --- filters ---
+
+
+def check_filter(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict) or not raw:
+        raise InvalidPayload("Property .filter is required for auto-update and passive segments")
+    junction = raw.get("junction", "and")
+    if junction not in ("and", "or", "AND", "OR"):
+        raise InvalidPayload("Property .filter.junction should be and or or")
+    for field, spec in raw.items():
+        if field == "junction":
+            continue
+        if field.startswith("loyalty_points."):
+            raise InvalidPayload(f"Filtering segments on {field} is not supported yet")
+        if field.startswith("events.") and not (field.endswith(".count") and field.count(".") >= 2):
+            raise InvalidPayload(f"Property .filter.{field}: event filters take the form events.<name>.count")
+        conditions = spec.get("conditions") if isinstance(spec, dict) else None
+        if not isinstance(conditions, dict) or not conditions:
+            raise InvalidPayload(f"Property .filter.{field} should be an object with conditions")
+        for op in conditions:
+            if op not in OPERATORS:
+                raise InvalidPayload(f"Property .filter.{field}.conditions: unknown operator {op}")
+    return raw
+
+
+def _lookup(facts: dict[str, Any], field: str) -> Any:
+    if field.startswith("events."):
+        name = field[len("events.") : -len(".count")]
+        return facts.get("_events", {}).get(name, 0)
+    value: Any = facts
+    for part in field.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _as_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    a, e = _as_number(actual), _as_number(expected)
+    if a is not None and e is not None and not isinstance(actual, str):
+        return a == e
+    return _text(actual) == _text(expected)
+
+
+def _one(expected: Any) -> Any:
+    return expected[0] if isinstance(expected, list) and expected else expected
+
+
+def _month_offset(op: str) -> int:
+    return {"$this_month": 0, "$next_month": 1, "$last_month": -1}[op]
+
+
+def _test(field: str, actual: Any, op: str, expected: Any, now: datetime) -> bool:
+    if op == "$has_value":
+        return actual not in (None, "", [])
+    if op == "$is_unknown":
+        return actual in (None, "", [])
+    if isinstance(actual, list):
+        if op in _NEGATIVE_OPS:
+            return all(_test(field, item, op, expected, now) for item in actual)
+        return any(_test(field, item, op, expected, now) for item in actual)
+    if actual is None:
+        return op in _NEGATIVE_OPS
+    if op == "$is":
+        return _equal(actual, _one(expected))
+    if op == "$is_not":
+        return not _equal(actual, _one(expected))
+    if op in ("$in", "$not_in"):
+        values = expected if isinstance(expected, list) else [expected]
+        found = any(_equal(actual, v) for v in values)
+        return found if op == "$in" else not found
+    if op in ("$starts_with", "$ends_with", "$contains", "$not_contain"):
+        text, needle = _text(actual), _text(_one(expected))
+        if op == "$starts_with":
+            return text.startswith(needle)
+        if op == "$ends_with":
+            return text.endswith(needle)
+        return (needle in text) == (op == "$contains")
+    when = _as_time(actual) if field in _DATE_FIELDS or _as_number(actual) is None else None
+    if op in _MONTH_OPS:
+        if when is None:
+            return False
+        month = (now.month - 1 + _month_offset(op)) % 12 + 1
+        return when.month == month
+    if op in ("$after", "$before"):
+        bound = _as_time(_one(expected))
+        if when is None or bound is None:
+            return False
+        return when > bound if op == "$after" else when < bound
+    limit = _as_number(_one(expected))
+    if limit is None:
+        return False
+    if when is not None:
+        number = (now - when).total_seconds() / 86400  # date ranges count days ago
+    else:
+        value = _as_number(actual)
+        if value is None:
+            return False
+        number = value
+    return {
+        "$more_than": number > limit,
+        "$less_than": number < limit,
+        "$more_than_equal": number >= limit,
+        "$less_than_equal": number <= limit,
+    }[op]
+
+
+def matches(filter_: dict[str, Any], facts: dict[str, Any], now: datetime | None = None) -> bool:
+    """Whether a customer (its API view, plus ``_events`` counts by name) satisfies a segment filter."""
+    now = now or utcnow()
+    results = []
+    for field, spec in filter_.items():
+        if field == "junction":
+            continue
+        actual = _lookup(facts, field)
+        conditions = spec["conditions"]
+        results.append(all(_test(field, actual, op, expected, now) for op, expected in conditions.items()))
+    if not results:
+        return False
+    return any(results) if str(filter_.get("junction", "and")).lower() == "or" else all(results)
+
+
+def _needs_events(filters: Iterable[dict[str, Any]]) -> bool:
+    return any(field.startswith("events.") for f in filters for field in f)
+
+
+async def _event_counts(conn: asyncpg.Connection, project_id: str, customer_id: str) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT event_name, count(*) AS n FROM customer_activity "
+        "WHERE project_id = $1 AND customer_id = $2 AND event_name IS NOT NULL GROUP BY event_name",
+        project_id,
+        customer_id,
+    )
+    return {r["event_name"]: r["n"] for r in rows}
+
+
+# --- membership ---
+
+
+async def memberships(conn: asyncpg.Connection, project_id: str, customer_ids: list[str]) -> list[Membership]:
+    rows = await conn.fetch(
+        """SELECT c.id, c.source_id,
+                  COALESCE(array_agg(m.segment_id ORDER BY m.segment_id) FILTER (WHERE m.segment_id IS NOT NULL),
+                           '{}') AS segment_ids
+           FROM customers c
+           LEFT JOIN segment_members m ON m.project_id = c.project_id AND m.customer_id = c.id
+           WHERE c.project_id = $1 AND c.id = ANY($2::text[])
+           GROUP BY c.id, c.source_id""",
+        project_id,
+        customer_ids,
+    )
+    return [Membership(r["id"], r["source_id"], list(r["segment_ids"])) for r in rows]
+
+
+async def evaluate_customer(conn: asyncpg.Connection, project_id: str, customer: dict[str, Any]) -> Membership:
+    """Re-evaluate every filter segment for one customer (its API view); record entries and exits.
+
+    Call inside the transaction that changed the customer; then hand the result to ``store_memberships``.
+    """
+    dynamic = await conn.fetch(
+        "SELECT id, type, filter FROM segments WHERE project_id = $1 AND type <> 'static'", project_id
+    )
+    current = {
+        r["segment_id"]
+        for r in await conn.fetch(
+            "SELECT segment_id FROM segment_members WHERE project_id = $1 AND customer_id = $2",
+            project_id,
+            customer["id"],
+        )
+    }
+    facts = customer
+    if _needs_events(s["filter"] for s in dynamic):
+        facts = {**customer, "_events": await _event_counts(conn, project_id, customer["id"])}
+    now = utcnow()
+    entered, left = [], []
+    for segment in dynamic:
+        inside = matches(segment["filter"], facts, now)
+        if inside and segment["id"] not in current:
+            entered.append(segment)
+        elif not inside and segment["id"] in current:
+            left.append(segment)
+    if entered:
+        await conn.executemany(
+            "INSERT INTO segment_members (project_id, segment_id, customer_id) VALUES ($1, $2, $3) "
+            "ON CONFLICT DO NOTHING",
+            [(project_id, s["id"], customer["id"]) for s in entered],
+        )
+    if left:
+        await conn.execute(
+            "DELETE FROM segment_members WHERE project_id = $1 AND customer_id = $2 AND segment_id = ANY($3::text[])",
+            project_id,
+            customer["id"],
+            [s["id"] for s in left],
+        )
+    for kind, changed in (("customer.segment.entered", entered), ("customer.segment.left", left)):
+        for segment in changed:
+            if segment["type"] == "auto-update":  # passive segments change silently
+                await conn.execute(
+                    "INSERT INTO customer_activity (project_id, id, customer_id, type, data) "
+                    "VALUES ($1, $2, $3, $4, $5)",
+                    project_id,
+                    new_id("evcus"),
+                    customer["id"],
+                    kind,
+                    {"customer": {"id": customer["id"], "object": "customer"}, "segment": {"id": segment["id"]}},
+                )
+    # Issue 9: entries that earning rules reward become loyalty triggers, in this transaction.
+    earned = bool(entered) and await activity.record_segment_entries(
+        conn, project_id, customer["id"], [s["id"] for s in entered], now
+    )
+    ids = sorted((current | {s["id"] for s in entered}) - {s["id"] for s in left})
+    return Membership(customer["id"], customer.get("source_id"), ids, earned)
+
+
+async def store_memberships(redis: aioredis.Redis, project_id: str, changed: Iterable[Membership]) -> None:
+    key = keys.customer_segments(project_id)
+    changed = list(changed)
+    async with redis.pipeline(transaction=True) as pipe:
+        for m in changed:
+            fields = [f"id:{m.customer_id}"] + ([f"src:{m.source_id}"] if m.source_id else [])
+            if m.segment_ids:
+                value = orjson.dumps(m.segment_ids)
+                pipe.hset(key, mapping=dict.fromkeys(fields, value))
+            else:
+                pipe.hdel(key, *fields)
+        await pipe.execute()
+    if any(m.earned for m in changed):  # issue 9: wake the loyalty task for the entries just committed
+        await activity.ring(redis, [project_id])
+
+
+async def forget_customer(redis: aioredis.Redis, project_id: str, customer_id: str, source_id: str | None) -> None:
+    fields = [f"id:{customer_id}"] + ([f"src:{source_id}"] if source_id else [])
+    await redis.hdel(keys.customer_segments(project_id), *fields)
+
+
+async def segment_ids(redis: aioredis.Redis, project_id: str, customer: str) -> list[str]:
+    """Hot path: the segment ids of the customer whose id or source_id is ``customer`` (one HMGET)."""
+    by_id, by_source = await redis.hmget(keys.customer_segments(project_id), [f"id:{customer}", f"src:{customer}"])
+    found = by_id if by_id is not None else by_source
+    return list(orjson.loads(found)) if found is not None else []
+
+
+async def rebuild_cache(conn: asyncpg.Connection, redis: aioredis.Redis, project_id: str) -> int:
+    """Rewrite the project's membership hash from PostgreSQL; returns the number of customers in a segment."""
+    rows = await conn.fetch("SELECT DISTINCT customer_id FROM segment_members WHERE project_id = $1", project_id)
+    found = await memberships(conn, project_id, [r["customer_id"] for r in rows])
+    await redis.delete(keys.customer_segments(project_id))
+    await store_memberships(redis, project_id, found)
+    return len(found)
+
+
+# --- segments ---
+
+
+async def _resolve_customers(conn: asyncpg.Connection, project_id: str, refs: Any) -> list[str]:
+    if not isinstance(refs, list) or not all(isinstance(r, str) and r for r in refs):
+        raise InvalidPayload("Property .customers should be an array of customer ids")
+    if len(refs) > STATIC_LIMIT:
+        raise InvalidPayload(f"A static segment holds at most {STATIC_LIMIT} customers")
+    rows = await conn.fetch(
+        "SELECT id, source_id FROM customers WHERE project_id = $1 AND (id = ANY($2::text[]) OR source_id = ANY($2))",
+        project_id,
+        refs,
+    )
+    by_ref = {r["source_id"]: r["id"] for r in rows if r["source_id"]}
+    by_ref.update({r["id"]: r["id"] for r in rows})
+    missing = [r for r in refs if r not in by_ref]
+    if missing:
+        raise NotFound.of("customer", missing[0])
+    return sorted({by_ref[r] for r in refs})
+
+
+async def create(
+    conn: asyncpg.Connection, redis: aioredis.Redis, project_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidPayload("Property .name is required and should be a non-empty string")
+    type_ = body.get("type") or ("static" if body.get("customers") is not None else "auto-update")
+    if type_ not in TYPES:
+        raise InvalidPayload(f"Property .type should be one of {', '.join(TYPES)}")
+    segment_id = new_id("seg")
+    async with conn.transaction():
+        if type_ == "static":
+            member_ids = await _resolve_customers(conn, project_id, body.get("customers"))
+            filter_ = None
+        else:
+            filter_ = check_filter(body.get("filter"))
+        row = await conn.fetchrow(
+            "INSERT INTO segments (project_id, id, name, type, filter) VALUES ($1, $2, $3, $4, $5) RETURNING *",
+            project_id,
+            segment_id,
+            name,
+            type_,
+            filter_,
+        )
+        if filter_ is not None:
+            member_ids = await _initial_members(conn, project_id, filter_)
+        await conn.executemany(
+            "INSERT INTO segment_members (project_id, segment_id, customer_id) VALUES ($1, $2, $3)",
+            [(project_id, segment_id, customer_id) for customer_id in member_ids],
+        )
+        changed = await memberships(conn, project_id, member_ids)
+    await store_memberships(redis, project_id, changed)
+    return segment_view(row)
+
+
+async def _initial_members(conn: asyncpg.Connection, project_id: str, filter_: dict[str, Any]) -> list[str]:
+    members = []
+    now = utcnow()
+    needs_events = _needs_events([filter_])
+    async with conn.transaction():
+        cursor = conn.cursor("SELECT * FROM customers WHERE project_id = $1", project_id, prefetch=500)
+        async for row in cursor:
+            facts = customer_view(row)
+            if needs_events:
+                facts["_events"] = await _event_counts(conn, project_id, row["id"])
+            if matches(filter_, facts, now):
+                members.append(row["id"])
+    return members
+
+
+async def get(conn: asyncpg.Connection, project_id: str, segment_id: str) -> dict[str, Any]:
+    row = await conn.fetchrow("SELECT * FROM segments WHERE project_id = $1 AND id = $2", project_id, segment_id)
+    if row is None:
+        raise NotFound.of("segment", segment_id)
+    return segment_view(row)
+
+
+async def delete(conn: asyncpg.Connection, redis: aioredis.Redis, project_id: str, segment_id: str) -> None:
+    async with conn.transaction():
+        members = await conn.fetch(
+            "SELECT customer_id FROM segment_members WHERE project_id = $1 AND segment_id = $2",
+            project_id,
+            segment_id,
+        )
+        status = await conn.execute("DELETE FROM segments WHERE project_id = $1 AND id = $2", project_id, segment_id)
+        if status == "DELETE 0":
+            raise NotFound.of("segment", segment_id)
+        changed = await memberships(conn, project_id, [r["customer_id"] for r in members])
+    await store_memberships(redis, project_id, changed)
+
+
+async def of_customer(conn: asyncpg.Connection, project_id: str, customer_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT s.id, s.name FROM segment_members m JOIN segments s ON s.project_id = m.project_id "
+        "AND s.id = m.segment_id WHERE m.project_id = $1 AND m.customer_id = $2 ORDER BY s.created_at, s.id",
+        project_id,
+        customer_id,
+    )
+    return [{"id": r["id"], "name": r["name"], "object": "segment"} for r in rows]
+
+
+async def refresh_customer(
+    conn: asyncpg.Connection, redis: aioredis.Redis | None, project_id: str, customer: dict[str, Any]
+) -> Membership:
+    """Re-evaluate one customer outside a customer write (after a custom event, for instance)."""
+    async with conn.transaction():
+        membership = await evaluate_customer(conn, project_id, customer)
+    if redis is not None:
+        await store_memberships(redis, project_id, [membership])
+    return membership

@@ -1,0 +1,103 @@
+"""Guarded counter moves: the Python side of ``lua/apply_counters.lua``.
+
+A redemption is a list of groups (one per redeemable); each group is a list of
+ops (``redeemed += 1`` capped by ``quantity``, ``balance -= 500`` floored at 0,
+a customer's count capped by a rule's limit, …). The script checks every guard,
+then moves every counter and appends the event to the stream, atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from voucherd.platform.scripts import Scripts
+
+Mode = Literal["ALL", "PARTIAL", "LOCK"]
+OK = "ok"
+
+
+@dataclass(frozen=True)
+class Op:
+    key: str
+    field: str
+    delta: int
+    max: int | None = None
+    max_field: str = ""
+    min: int | None = None
+    lock_key: str | None = None
+    lock_amounts_key: str | None = None
+    reason: str = ""  # reported when this op's guard fails; "" = the group's reason
+
+
+@dataclass
+class Group:
+    reason: str
+    ops: list[Op]
+    event: dict[str, Any] = field(default_factory=dict)
+
+
+def _opt(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+async def apply(
+    scripts: Scripts,
+    mode: Mode,
+    groups: list[Group],
+    *,
+    now_ms: int,
+    session_key: str = "",
+    lock_until_ms: int = 0,
+    stream_key: str | None = None,
+    event: dict[str, Any] | None = None,
+) -> list[str]:
+    """Run the groups; return, per group, ``"ok"`` or the reason it did not apply."""
+    if not groups:
+        return []
+    if mode == "LOCK" and not session_key:
+        raise ValueError("LOCK mode needs a session key")
+    key_index: dict[str, int] = {}
+
+    def index(key: str | None) -> int:
+        if key is None:
+            return 0
+        if key not in key_index:
+            key_index[key] = len(key_index) + 1
+        return key_index[key]
+
+    stream = index(stream_key) if stream_key else 0
+    plan = {
+        "mode": mode,
+        "now": str(now_ms),
+        "session": session_key,
+        "until": str(lock_until_ms),
+        "stream": stream,
+        "groups": [
+            {
+                "reason": group.reason,
+                "ops": [
+                    [
+                        index(op.key),
+                        op.field,
+                        str(op.delta),
+                        _opt(op.max),
+                        op.max_field,
+                        _opt(op.min),
+                        index(op.lock_key),
+                        index(op.lock_amounts_key),
+                        op.reason,
+                    ]
+                    for op in group.ops
+                ],
+            }
+            for group in groups
+        ],
+    }
+    common = orjson.dumps(event or {})[1:-1] or b'"request":null'
+    args: list[Any] = [orjson.dumps(plan), common, *(orjson.dumps(group.event) for group in groups)]
+    raw = await scripts.apply_counters(keys=list(key_index), args=args)
+    results: list[str] = orjson.loads(raw)
+    return results

@@ -1,0 +1,49 @@
+"""Redemption events: what the hot path appends to a project's ``redemptions`` stream (the worker
+writes them behind to PostgreSQL: voucherd/jobs/write_behind.py).
+
+An event is one JSON object::
+
+    {"type": "redemption", "project_id", "request_id", "date",
+     "parent": {parent redemption body, without related_redemptions} ,
+     "applied": [child redemption body, ...],      # appended by the commit script, only what moved
+     "customer": {...} | null, "order": {...} | null}
+
+    {"type": "rollback", "project_id", "request_id", "date",
+     "parent": {parent rollback body} | null, "applied": [rollback body, ...],
+     "rolled_back": [redemption id, ...]}
+
+``finalize`` turns it into the stored objects; the server uses the same function to
+answer, so what is answered is exactly what is persisted. Inserts are keyed by the ids
+the hot path made, so a replayed message changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STREAM = "redemptions"
+
+
+def finalize(event: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The parent (only with two or more children) and the children, linked to each other."""
+    children = [dict(child) for child in event.get("applied") or []]
+    template = event.get("parent")
+    if event.get("type") == "rollback":
+        # A rollback's ``redemption`` names what it rolled back; a stacked one has a parent rollback.
+        if template is None or not children:
+            return None, children
+        parent = dict(template)
+        parent["amount"] = sum(int(c.get("amount") or 0) for c in children)
+        return parent, children
+    if template is None or len(children) < 2:
+        for child in children:
+            child["redemption"] = None
+        return None, children
+    parent = dict(template)
+    for child in children:
+        child["redemption"] = parent["id"]
+    parent["related_redemptions"] = {
+        "rollbacks": [],
+        "redemptions": [{"id": c["id"], "date": c["date"]} for c in children],
+    }
+    return parent, children

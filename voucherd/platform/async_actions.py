@@ -1,0 +1,145 @@
+"""Asynchronous actions: recorded in PostgreSQL, announced on the ``async_actions`` stream.
+
+The API answers at once with ``{"async_action_id": …}``; a worker runs the
+operation registered for the action's type and records status, progress,
+result and processing time, which ``GET /v1/async-actions/{id}`` reports.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from voucherd.platform.errors import InvalidQueryParams, NotFound
+from voucherd.platform.ids import new_id
+from voucherd.platform.messages import publish
+from voucherd.platform.timeutil import iso
+
+STREAM = "async_actions"
+
+
+class Status(enum.StrEnum):
+    ENQUEUED = "ENQUEUED"
+    IN_PROGRESS = "IN_PROGRESS"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+def view(row: asyncpg.Record, *, with_result: bool = True) -> dict[str, Any]:
+    processing_time = None
+    if row["started_at"] is not None and row["finished_at"] is not None:
+        processing_time = int((row["finished_at"] - row["started_at"]).total_seconds() * 1000)
+    body: dict[str, Any] = {
+        "id": row["id"],
+        "type": row["type"],
+        "status": row["status"],
+        "operation_status": row["operation_status"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "request_id": row["request_id"],
+        "processing_time": processing_time,
+        "progress": row["progress"],
+        "object": "async_action",
+    }
+    if with_result:
+        body["result"] = row["result"]
+    return body
+
+
+async def enqueue(
+    conn: asyncpg.Connection,
+    redis: aioredis.Redis,
+    project_id: str,
+    type: str,
+    params: dict[str, Any],
+    *,
+    upload: bytes | None = None,
+    request_id: str | None = None,
+) -> dict[str, str]:
+    """Record the action, then announce it; if the announcement fails, the record goes too."""
+    action_id = new_id("aa")
+    await conn.execute(
+        """INSERT INTO async_actions (id, project_id, type, params, upload, request_id)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        action_id,
+        project_id,
+        type,
+        params,
+        upload,
+        request_id,
+    )
+    try:
+        await publish(redis, STREAM, {"project_id": project_id, "action_id": action_id})
+    except Exception:
+        await conn.execute("DELETE FROM async_actions WHERE id = $1", action_id)
+        raise
+    return {"async_action_id": action_id}
+
+
+async def get(conn: asyncpg.Connection, project_id: str, action_id: str) -> dict[str, Any]:
+    row = await conn.fetchrow("SELECT * FROM async_actions WHERE project_id = $1 AND id = $2", project_id, action_id)
+    if row is None:
+        raise NotFound.of("async_action", action_id)
+    return view(row)
+
+
+async def list_recent(
+    conn: asyncpg.Connection, project_id: str, limit: int, end_date: datetime | None
+) -> tuple[list[dict[str, Any]], bool]:
+    if not 1 <= limit <= 100:
+        raise InvalidQueryParams("limit must be between 1 and 100")
+    rows = await conn.fetch(
+        """SELECT * FROM async_actions
+           WHERE project_id = $1 AND ($2::timestamptz IS NULL OR created_at < $2)
+           ORDER BY created_at DESC, id DESC LIMIT $3""",
+        project_id,
+        end_date,
+        limit + 1,
+    )
+    return [view(r, with_result=False) for r in rows[:limit]], len(rows) > limit
+
+
+# --- worker side -------------------------------------------------------------------------------
+
+
+async def claim(conn: asyncpg.Connection, action_id: str) -> asyncpg.Record | None:
+    """Mark the action in progress and return it, or None when it already finished (a redelivery)."""
+    return await conn.fetchrow(
+        """UPDATE async_actions
+           SET status = 'IN_PROGRESS', started_at = COALESCE(started_at, now()), updated_at = now(),
+               attempts = attempts + 1
+           WHERE id = $1 AND status IN ('ENQUEUED', 'IN_PROGRESS')
+           RETURNING *""",
+        action_id,
+    )
+
+
+async def exists(conn: asyncpg.Connection, action_id: str) -> bool:
+    """Whether the action's row is visible: committed, whatever its status."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM async_actions WHERE id = $1)", action_id))
+
+
+async def set_progress(conn: asyncpg.Connection, action_id: str, progress: int) -> None:
+    await conn.execute(
+        "UPDATE async_actions SET progress = $2, updated_at = now() WHERE id = $1 AND status = 'IN_PROGRESS'",
+        action_id,
+        max(0, min(100, progress)),
+    )
+
+
+async def finish(conn: asyncpg.Connection, action_id: str, *, ok: bool, result: dict[str, Any]) -> None:
+    await conn.execute(
+        """UPDATE async_actions
+           SET status = $2, operation_status = $3, result = $4,
+               progress = CASE WHEN $2 = 'DONE' THEN 100 ELSE progress END,
+               finished_at = now(), updated_at = now(), upload = NULL
+           WHERE id = $1""",
+        action_id,
+        Status.DONE.value if ok else Status.FAILED.value,
+        "SUCCESS" if ok else "FAILED",
+        result,
+    )

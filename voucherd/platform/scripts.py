@@ -1,0 +1,68 @@
+"""Lua scripts, read once from each context's ``lua/*.lua`` and registered per Redis client.
+
+Every change to a counter that must never go wrong is one of these scripts:
+it checks its guards and appends its event in the same atomic step.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from voucherd.platform.instruments import SCRIPT_SECONDS
+
+
+def _load_sources() -> dict[str, str]:
+    """Every ``voucherd/<context>/lua/<name>.lua`` by name; a script lives beside the code that calls it."""
+    sources: dict[str, str] = {}
+    for context in resources.files("voucherd").iterdir():
+        folder = context.joinpath("lua")
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if entry.name.endswith(".lua"):
+                name = entry.name.removesuffix(".lua")
+                if name in sources:
+                    raise RuntimeError(f"two Lua scripts are named {name!r}")
+                sources[name] = entry.read_text("utf-8")
+    return sources
+
+
+SOURCES: dict[str, str] = _load_sources()
+
+
+class _Timed:
+    """A registered script whose round trips are measured (voucherd.instruments)."""
+
+    def __init__(self, name: str, script: AsyncScript) -> None:
+        self._histogram = SCRIPT_SECONDS.labels(name)
+        self._script = script
+
+    async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self._script(keys=keys, args=args)
+        finally:
+            self._histogram.observe(time.perf_counter() - started)
+
+
+class Scripts:
+    """``scripts.<name>(keys=[...], args=[...])`` runs ``lua/<name>.lua`` with EVALSHA."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._scripts: dict[str, _Timed] = {
+            name: _Timed(name, client.register_script(source)) for name, source in SOURCES.items()
+        }
+
+    def __getattr__(self, name: str) -> _Timed:
+        try:
+            return self._scripts[name]
+        except KeyError:
+            raise AttributeError(f"no Lua script named {name!r}") from None
+
+    async def run(self, name: str, keys: list[Any], args: list[Any]) -> Any:
+        return await self._scripts[name](keys=keys, args=args)

@@ -1,0 +1,1 @@
+"""Async-action operations of voucherd.definitions."""
