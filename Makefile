@@ -35,6 +35,7 @@ servers:
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 mypy: install
 	$(VENV)/bin/mypy

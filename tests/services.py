@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from voucherd.localstack import PostgresServer, RedisServer, free_port, port_is_free
+from voucherd.platform.localstack import PostgresServer, RedisServer, free_port, port_is_free
 
 
 @contextmanager
