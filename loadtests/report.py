@@ -84,6 +84,30 @@ def table(run: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cpu_lines(run: dict[str, Any]) -> list[str]:
+    """CPU µs per answered request by role, over the fixed-rate window and the busiest wrk step."""
+    roles = ("server", "worker", "redis", "postgres", "load")
+    lines = [
+        "| call | window | achieved req/s | " + " | ".join(f"{r} µs/req" for r in roles) + " | load average after |",
+        "|---|---|---|" + "---|" * len(roles) + "---|",
+    ]
+    for name in ORDER:
+        results = run["suites"].get(name) or {}
+        steps = [("Locust fixed rate", results.get("fixed"))]
+        wrk_steps = [s for s in results.get("wrk", []) if s.get("cpu_us_per_request")]
+        if wrk_steps:
+            top = max(wrk_steps, key=lambda s: s["rps"])
+            steps.append((f"wrk {top['connections']} conn", top))
+        for window, step in steps:
+            per = (step or {}).get("cpu_us_per_request")
+            if not per:
+                continue
+            cells = " | ".join("-" if per.get(r) is None else f"{per[r]:,.0f}" for r in roles)
+            load = step.get("loadavg_after") or results.get("loadavg") or "-"
+            lines.append(f"| {SUITES[name].label} | {window} | {step['rps']:,.0f} | {cells} | {load} |")
+    return lines
+
+
 def _pair(values: tuple[float, float] | None) -> str:
     return f"{values[0]:.0f} / {values[1]:.0f}" if values else "-"
 
@@ -143,6 +167,13 @@ def write(run: dict[str, Any], out_dir: Path) -> Path:
         *table(run),
         "",
         *timed_lines(run),
+        "",
+        "## CPU per request, by role",
+        "",
+        "Read from each process's own counters (/proc, utime + stime) over the window; the load generator's "
+        "from this runner's child usage. On one 2-core box every role shares the cores with the others.",
+        "",
+        *cpu_lines(run),
         "",
         "## Set-up",
         "",

@@ -16,12 +16,13 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from loadtests import locust_run, profile, report, seed, stack, timed, wrk
+from loadtests import cpu, locust_run, profile, report, seed, stack, timed, wrk
 from loadtests.api import Api
 from loadtests.suites import ORDER, SUITES, bodies
 
@@ -84,13 +85,31 @@ def qualifications_missing(api: Api, body: dict[str, Any]) -> str | None:
 
 
 def run_suite(
-    name: str, args: argparse.Namespace, target: Any, seed_path: Path, seed_data: dict[str, Any], work: Path, log: Any
+    name: str,
+    args: argparse.Namespace,
+    target: Any,
+    stack_pids: Callable[[], list[int]],
+    seed_path: Path,
+    seed_data: dict[str, Any],
+    work: Path,
+    log: Any,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"loadavg": [round(x, 2) for x in os.getloadavg()]}
     samples = work / f"locust_{name}.json"
-    out["fixed"] = locust_run.run(
-        target, name, seed_path, args.rate, args.duration, samples, args.load_cpus, warmup_s=0.5 if args.smoke else 2.0
+    out["fixed"] = cpu.measure(
+        stack_pids,
+        lambda: locust_run.run(
+            target,
+            name,
+            seed_path,
+            args.rate,
+            args.duration,
+            samples,
+            args.load_cpus,
+            warmup_s=0.5 if args.smoke else 2.0,
+        ),
     )
+    out["fixed"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     log(f"  locust {args.rate:,.0f} req/s: {_brief(out['fixed'])}")
     out["locust_steps"] = []
     for rate in args.locust_steps:
@@ -103,7 +122,9 @@ def run_suite(
     if wrk.available():
         script = wrk.write_script(SUITES[name], seed_data, target.app_id, target.app_token, work)
         for connections in args.wrk_connections:
-            step = wrk.run(target.url, script, connections, args.wrk_seconds, args.load_cpus)
+            step = cpu.measure(
+                stack_pids, lambda c=connections: wrk.run(target.url, script, c, args.wrk_seconds, args.load_cpus)
+            )
             out["wrk"].append(step)
             log(f"  wrk {connections} conn: {_brief(step)}")
             if step["p95"] > report.LATENCY_LIMIT_MS:
@@ -185,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{name}: skipped, {missing}")
                 continue
             log(f"{name}: {suite.method} {suite.path}")
-            run["suites"][name] = run_suite(name, args, target, seed_path, seed_data, work, log)
+            run["suites"][name] = run_suite(name, args, target, st.pids, seed_path, seed_data, work, log)
         run["timed"] = []
         for count in args.timed_counts:
             try:

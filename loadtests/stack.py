@@ -41,6 +41,10 @@ class Stack:
     data_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
 
+    def pids(self) -> list[int]:
+        """Every process of the stack (empty for an external server, whose CPU we cannot read)."""
+        return descendants(self.run_pid) if self.run_pid is not None else []
+
     def server_pids(self) -> list[int]:
         """The granian worker processes serving requests (the ones to profile)."""
         if self.run_pid is None:

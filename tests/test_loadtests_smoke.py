@@ -39,3 +39,20 @@ def test_every_suite_runs_without_request_errors(tmp_path: Path) -> None:
     assert all(row.get("ok") for row in results["timed"])
     report = (tmp_path / "REPORT.md").read_text()
     assert "code validation" in report and (tmp_path / "latency_vs_load.png").exists()
+    # CPU per request by role, read from the stack's own process counters over the window
+    redemption_cpu = results["suites"]["redemption"]["fixed"]["cpu_us_per_request"]
+    for role in ("server", "redis", "postgres", "load"):  # the worker may write behind after a short window
+        assert redemption_cpu[role] is not None and redemption_cpu[role] > 0, (role, redemption_cpu)
+    assert redemption_cpu["worker"] is not None
+    assert "## CPU per request, by role" in report
+
+
+def test_cpu_roles_from_command_lines() -> None:
+    from loadtests.cpu import role_of
+
+    assert role_of(b"/venv/bin/python\x00-m\x00voucherd.cli\x00serve\x00") == "server"
+    assert role_of(b"/venv/bin/python\x00-m\x00worker\x00") == "worker"
+    assert role_of(b"/venv/bin/voucherd\x00worker\x00--burst\x00") == "worker"
+    assert role_of(b"/usr/bin/redis-server 127.0.0.1:4242\x00") == "redis"
+    assert role_of(b"postgres: voucherd voucherd 127.0.0.1(5000) idle\x00") == "postgres"
+    assert role_of(b"/venv/bin/python\x00-m\x00voucherd.cli\x00run\x00") is None  # the launcher only waits
