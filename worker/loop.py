@@ -181,16 +181,21 @@ class Consumer:
             and now - self._looked_for_gone_at < self.heartbeat_ms / 1000
         ):
             return 0
+        starting = self._looked_for_gone_at is None
         self._looked_for_gone_at = now
         found = await heartbeats.consumers(self.redis, trust_expiry=self.heartbeat.trusted)
+        gones = [name for name in found.gone if name != self.name]
+        if starting:
+            # A process that just started holds nothing: entries pending under its name were left by
+            # an earlier process that had the same name (the same pid, as in a restarted container).
+            gones.append(self.name)
         handled = 0
-        for gone in found.gone:
-            if gone == self.name:
-                continue
+        for gone in gones:
             taken = 0
             for stream_key, task in list(self.streams.items()):
                 taken += await self._take_over_stream(stream_key, task, gone)
-            await heartbeats.forget(self.redis, gone)
+            if gone != self.name:
+                await heartbeats.forget(self.redis, gone)
             if taken:
                 log.warning("worker: consumer %s is gone; took over its %d pending message(s)", gone, taken)
             handled += taken
