@@ -214,7 +214,8 @@ class Consumer:
                     return taken
                 raise
             found, claimed = int(reply[0]), reply[1]
-            entries = [(entry[0], dict(zip(entry[1][::2], entry[1][1::2], strict=True))) for entry in claimed]
+            # An entry trimmed from the stream meanwhile comes back empty (older Redis) or not at all.
+            entries = [(e[0], dict(zip(e[1][::2], e[1][1::2], strict=True))) for e in claimed if e and e[1]]
             if entries:
                 await self._run_claimed(stream_key, task, entries)
             taken += len(entries)
