@@ -13,11 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import engine
-from voucherd.checkout import live_state
 from voucherd.checkout.hot_definitions import ProjectDefinitions
 from voucherd.checkout.redeem_request import Redeemable, parse_order
 from voucherd.checkout.redeemables import _tier, _voucher
-from voucherd.checkout.service import Services, engine_order
+from voucherd.checkout.service import Services, engine_order, live_state
 from voucherd.platform import instruments
 from voucherd.platform.errors import InvalidPayload
 from voucherd.platform.timeutil import iso_us

@@ -13,9 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from voucherd.checkout import counters, redemption_counters, redemption_records
 from voucherd.checkout.counters import Group, Op
-from voucherd.checkout.service import Services
+from voucherd.checkout.service import Services, counters, redemption_counters, redemption_records
 from voucherd.platform import keys
 from voucherd.platform.errors import (
     AlreadyRolledBack,
