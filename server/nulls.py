@@ -178,31 +178,53 @@ def shape_for(method: str, route_path: str) -> Shape | None:
 def settle(body: Any, shape: Shape, *, clears: frozenset[str] = frozenset()) -> None:
     """Drop, in place, the nulls ``shape`` says mean "not given"; refuse those it says cannot be null.
     A top-level null for a field in ``clears`` stays: the update it is sent to clears that field."""
-    _settle(body, shape, "", clears)
+    try:
+        _settle(body, shape, clears)
+    except _RefusedNull as refused:
+        raise InvalidPayload(f"Property {refused.path} should not be null") from None
 
 
-def _settle(value: Any, shape: Shape, where: str, clears: frozenset[str] = frozenset()) -> None:
-    if type(value) is dict:
-        nulls = [key for key, item in value.items() if item is None]
-        for key in nulls:
-            if key in clears:
-                continue
-            if key in shape.absent:
-                del value[key]
-            elif key in shape.refused:
-                raise InvalidPayload(f"Property {where}.{key} should not be null")
-    _walk_into(value, shape, where)
+class _RefusedNull(Exception):
+    """Raised at the refused null; each level it passes on the way out puts its own step in front of
+    ``path``, so the walk builds no path strings unless one is needed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
 
 
-def _walk_into(value: Any, shape: Shape, where: str) -> None:
+_NO_CLEARS: frozenset[str] = frozenset()
+
+
+def _settle(value: Any, shape: Shape, clears: frozenset[str] = _NO_CLEARS) -> None:
     if type(value) is dict:
         fields = shape.fields
-        if fields:
-            for key, item in value.items():
+        drop = None
+        for key, item in value.items():
+            if item is None:
+                if key in clears:
+                    continue
+                if key in shape.absent:
+                    if drop is None:
+                        drop = []
+                    drop.append(key)
+                elif key in shape.refused:
+                    raise _RefusedNull(f".{key}")
+            elif fields:
                 child = fields.get(key)
-                if child is not None and item is not None:
-                    _settle(item, child, f"{where}.{key}")
+                if child is not None:
+                    try:
+                        _settle(item, child)
+                    except _RefusedNull as refused:
+                        refused.path = f".{key}{refused.path}"
+                        raise
+        if drop is not None:
+            for key in drop:
+                del value[key]
     elif type(value) is list and shape.items is not None:
         items = shape.items
         for index, item in enumerate(value):
-            _settle(item, items, f"{where}[{index}]")
+            try:
+                _settle(item, items)
+            except _RefusedNull as refused:
+                refused.path = f"[{index}]{refused.path}"
+                raise

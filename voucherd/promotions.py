@@ -35,6 +35,7 @@ TIER_CLEARS = frozenset(
         "category",
     )
 )
+STACK_CLEARS = frozenset(("category_id",))  # as TIER_CLEARS, for a stack
 DISCOUNT_TYPES = ("AMOUNT", "PERCENT", "FIXED", "UNIT")
 DISCOUNT_EFFECTS: dict[str, tuple[str, ...]] = {
     "AMOUNT": (

@@ -129,7 +129,7 @@ async def get_stack(request: Request) -> ORJSONResponse:
 
 
 async def update_stack(request: Request) -> ORJSONResponse:
-    body = await read_object(request)
+    body = await read_object(request, clears=promotions.STACK_CLEARS)
     params = request.path_params
     ctx = context(request)
     async with ctx.pool.acquire() as conn:
