@@ -5,7 +5,7 @@ and voucherd's routes from server.app. Only paths and methods are used, never te
 is the first argument, or ``shared/reference/voucherify-openapi.json`` in the nearest directory
 above the repository that has one.
 
-    .venv/bin/python scripts/api_compat.py --write [SPEC]   # rewrites docs/api-compatibility.md
+    .venv/bin/python scripts/api_compat.py --write [SPEC]   # rewrites docs/api-compatibility.md (make api-docs)
     .venv/bin/python scripts/api_compat.py [SPEC]           # prints it
 
 ``tests/test_api_compat.py`` fails while the committed page differs from what this prints, so after

@@ -30,7 +30,7 @@ def test_the_page_lists_every_contract_endpoint_with_its_current_state() -> None
     expected = api_compat.render(endpoints) + "\n"
     summary = next(line for line in expected.splitlines() if line.startswith("Supported:"))
     assert page == expected, (
-        f"docs/api-compatibility.md is out of date (now {summary}); run .venv/bin/python scripts/api_compat.py --write"
+        f"docs/api-compatibility.md is out of date (now {summary}); run make api-docs (scripts/api_compat.py --write)"
     )
 
 
@@ -61,7 +61,7 @@ def test_the_served_contract_has_every_served_endpoint() -> None:
         if method in served.get(api_compat._shape(path), set())
         and (method, build_openapi.route_shape(path)) not in documented
     ]
-    assert not missing, f"voucherd/openapi.json lacks {missing}; run .venv/bin/python scripts/build_openapi.py"
+    assert not missing, f"voucherd/openapi.json lacks {missing}; run make api-docs (scripts/build_openapi.py)"
 
 
 @pytest.mark.parametrize("state", ["supported", "not yet"])
