@@ -12,10 +12,10 @@ top of the body is such a value (``PUT /v1/campaigns/{id} {"expiration_date": nu
 expiry): the handler names them (``clears``) and those nulls reach the service. Everywhere else,
 deeper in update bodies too, the rule applies.
 
-Where the official SDK's models send ``null`` for a field this contract does not mark nullable, the
-SDK wins, or its users could not call the endpoint at all: properties typed by the contract's
-catch-all ``Any`` schema take any value, null too, and ``SDK_NULLABLE`` lists the rest (found by
-``tests/server/test_sdk_nulls.py``).
+A property that only names another schema (``$ref``, or ``allOf`` around one) cannot carry
+``nullable`` in OpenAPI 3.0, so the contract leaves its nullability unsaid; the official SDKs send
+null for such properties (a campaign's ``voucher``, a discount's ``product``), and unsaid is read
+as nullable. The refusal is for properties the contract types inline without ``nullable``.
 
 The contract is ``voucherd/openapi.json`` (the served operations' part of it). Each operation's
 request schema is compiled once per process into a tree of ``Shape``s that names, per object, the
@@ -37,14 +37,6 @@ from voucherd.errors import InvalidPayload
 
 METHODS = ("post", "put", "patch", "delete")
 COMPOSITIONS = ("allOf", "oneOf", "anyOf")
-ANY = "#/components/schemas/Any"  # the contract's catch-all value type ($has_value, $is_unknown)
-# Top-level fields the official SDK's models send as null that the contract does not mark nullable
-# (its flat campaign model has a nullable ``voucher``: a promotion campaign has none).
-SDK_NULLABLE: dict[tuple[str, str], frozenset[str]] = {
-    ("POST", "/v1/campaigns"): frozenset(("voucher",)),
-    ("PUT", "/v1/loyalties/{}/earning-rules/{}"): frozenset(("loyalty",)),
-    ("PUT", "/v1/rewards/{}"): frozenset(("parameters",)),
-}
 
 
 class Shape:
@@ -93,7 +85,8 @@ class _Compiler:
         return list(out.values())
 
     def nullable(self, node: Any) -> bool:
-        if isinstance(node, dict) and node.get("$ref") == ANY:
+        if isinstance(node, dict) and "type" not in node and any(key in node for key in ("$ref", *COMPOSITIONS)):
+            # A property that only names other schemas: its nullability is unsaid (see the module's notes).
             return True
         return any(schema.get("nullable") is True for schema in self._closure([node]))
 
@@ -137,21 +130,8 @@ def compile_contract(document: dict[str, Any]) -> dict[tuple[str, str], Shape]:
             schemas = [media["schema"] for kind, media in content.items() if "json" in kind and "schema" in media]
             shape = compiler.shape(schemas) if schemas else None
             if shape is not None:
-                key = (method.upper(), route_shape(path))
-                out[key] = _also_nullable(shape, SDK_NULLABLE.get(key, frozenset()))
+                out[(method.upper(), route_shape(path))] = shape
     return out
-
-
-def _also_nullable(shape: Shape, names: frozenset[str]) -> Shape:
-    """A copy of ``shape`` (Shapes are shared between operations) that reads null as absent for ``names`` too."""
-    if not names:
-        return shape
-    copy = Shape()
-    copy.absent = shape.absent | (names & (shape.absent | shape.refused))
-    copy.refused = shape.refused - names
-    copy.fields = shape.fields
-    copy.items = shape.items
-    return copy
 
 
 @functools.cache
