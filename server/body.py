@@ -63,7 +63,7 @@ async def read_json(request: Request, *, clears: frozenset[str] = frozenset()) -
 def decode_for(request: Request, raw: bytes, *, clears: frozenset[str] = frozenset()) -> Any:
     """``decode``, then the route's explicit nulls settled as its contract says (see ``server.nulls``)."""
     body = decode(raw)
-    if b"null" in raw:  # one memchr-speed scan; most bodies have no null and skip the walk
+    if b"null" in raw:  # one scan of the bytes (about 1 µs a KB); most bodies have no null and skip the walk
         route_path = getattr(request.scope.get("endpoint"), "route_path", None)
         shape = nulls.shape_for(request.method, route_path) if route_path else None
         if shape is not None:
