@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-faults install compile servers lint mypy bench loadtest loadtest-smoke clean
+.PHONY: run test test-faults install compile servers lint mypy bench loadtest loadtest-smoke clean api-docs
 
 run: install servers
 	$(VENV)/bin/voucherd run
@@ -39,6 +39,11 @@ lint: install
 
 mypy: install
 	$(VENV)/bin/mypy
+
+# After adding routes: the served contract and the compatibility page (tests/test_api_compat.py checks both).
+api-docs: install
+	$(PY) scripts/build_openapi.py
+	$(PY) scripts/api_compat.py --write
 
 bench: install
 	$(PY) loadtests/bench_engine.py

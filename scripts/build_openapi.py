@@ -1,10 +1,10 @@
 """Build ``voucherd/openapi.json``: the Voucherify contract cut down to the endpoints voucherd serves.
 
-Development-time only: reads the Voucherify OpenAPI document (``../shared/reference/voucherify-openapi.json``
-relative to the repository, or the path given as the first argument), keeps the paths and methods that
-``server.app.ROUTES`` serves, keeps the components those reference, and drops every piece of prose
-(``description``, ``summary``, ``example``, ``examples``, ``x-*``) and the OAuth scheme voucherd does not
-implement. The result is committed and served at ``GET /openapi.json``.
+Development-time only: reads the Voucherify OpenAPI document (``shared/reference/voucherify-openapi.json``
+in the nearest directory above the repository that has one, or the path given as the first argument),
+keeps the paths and methods that ``server.app.ROUTES`` serves, keeps the components those reference,
+and drops every piece of prose (``description``, ``summary``, ``example``, ``examples``, ``x-*``) and the
+OAuth scheme voucherd does not implement. The result is committed and served at ``GET /openapi.json``.
 
     .venv/bin/python scripts/build_openapi.py [path/to/voucherify-openapi.json]
 """
@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT.parent / "shared" / "reference" / "voucherify-openapi.json"
+CONTRACT = Path("shared") / "reference" / "voucherify-openapi.json"
+SOURCE = next((parent / CONTRACT for parent in ROOT.parents if (parent / CONTRACT).is_file()), ROOT.parent / CONTRACT)
 TARGET = ROOT / "voucherd" / "openapi.json"
 
 PROSE = frozenset(("description", "summary", "example", "examples"))

@@ -16,6 +16,7 @@ from server.client_api import ClientApiMiddleware
 from server.context import AppContext
 from server.errors import UNAVAILABLE, handle_http_exception, handle_unavailable, handle_voucherd_error
 from server.middleware import RequestContextMiddleware
+from server.nulls import contract_shapes
 from server.resources.catalog import customers, orders, products, publications, segments
 from server.resources.checkout import client, qualifications, redemptions, validations, voucher_checkout
 from server.resources.definitions import (
@@ -83,6 +84,7 @@ ROUTES = [
 def build_app(settings: Settings, routes: list[BaseRoute] | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        contract_shapes()  # compiled here, so that no request waits for it
         pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
         redis = create_redis(settings.redis_url)
         scripts = scripts_for(redis)

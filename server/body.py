@@ -2,7 +2,9 @@
 
 The shape limits (nesting depth, length of identifying strings, numbers JavaScript can hold, no NUL
 characters, which PostgreSQL text cannot store) are checked by a walk over the decoded body, run
-only when a cheap scan of the raw bytes says the body could break one of them.
+only when a cheap scan of the raw bytes says the body could break one of them. Explicit nulls are
+then read as the contract types the route's fields (``server.nulls``), again only for a body whose
+bytes hold a ``null``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import orjson
 from starlette.requests import Request
 
 from engine.bodyscan import may_break_limits
+from server import nulls
 from server.context import context
 from voucherd.platform.errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
 
@@ -45,15 +48,27 @@ async def read_raw(request: Request) -> bytes:
     return raw
 
 
-async def read_json(request: Request) -> Any:
-    """The decoded JSON body, or None for an empty body (SDKs send those on body-less POSTs)."""
+async def read_json(request: Request, *, clears: frozenset[str] = frozenset()) -> Any:
+    """The decoded JSON body, or None for an empty body (SDKs send those on body-less POSTs).
+    ``clears``: the top-level fields an update clears when sent as null (see ``server.nulls``)."""
     raw = await read_raw(request)
     if not raw.strip():
         return None
     content_type = request.headers.get("content-type", "")
     if content_type and "json" not in content_type.lower():
         raise UnsupportedMediaType(f"Send the body as application/json, not {content_type}.")
-    return decode(raw)
+    return decode_for(request, raw, clears=clears)
+
+
+def decode_for(request: Request, raw: bytes, *, clears: frozenset[str] = frozenset()) -> Any:
+    """``decode``, then the route's explicit nulls settled as its contract says (see ``server.nulls``)."""
+    body = decode(raw)
+    if b"null" in raw:  # one scan of the bytes (about 1 µs a KB); most bodies have no null and skip the walk
+        route_path = getattr(request.scope.get("endpoint"), "route_path", None)
+        shape = nulls.shape_for(request.method, route_path) if route_path else None
+        if shape is not None:
+            nulls.settle(body, shape, clears=clears)
+    return body
 
 
 def decode(raw: bytes) -> Any:
@@ -100,9 +115,11 @@ def check_shape(body: Any) -> None:
             raise InvalidPayload(f"Property {where or '(body)'} is out of range (at most {MAX_SAFE_INTEGER})")
 
 
-async def read_object(request: Request, *, required: bool = True) -> dict[str, Any]:
-    """The body as a JSON object; an empty body is ``{}`` unless ``required``."""
-    body = await read_json(request)
+async def read_object(
+    request: Request, *, required: bool = True, clears: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is ``{}`` unless ``required``. ``clears`` as for ``read_json``."""
+    body = await read_json(request, clears=clears)
     if body is None:
         if required:
             raise InvalidPayload("The request body is empty; send a JSON object.")

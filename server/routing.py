@@ -36,6 +36,7 @@ def resource(path: str, **handlers: Handler) -> Route:
         return await by_method[request.method](request)
 
     dispatch.route_path = path  # type: ignore[attr-defined]  # the metrics' and access log's route label
+    dispatch.handlers = by_method  # type: ignore[attr-defined]  # scripts/api_compat.py names each handler's module
     if "GET" in by_method:
         by_method.setdefault("HEAD", by_method["GET"])
     return Route(path, dispatch, methods=list(by_method), name=path)

@@ -255,8 +255,11 @@ def test_update_checks_the_merged_window(
     early = client.put(f"/v1/promotions/tiers/{tier['id']}", json={"expiration_date": "2030-01-01"}, headers=h)
     assert_error(early, 400, "invalid_payload")
     assert_error(
-        client.put(f"/v1/promotions/tiers/{tier['id']}", json={"action": None}, headers=h), 400, "invalid_payload"
+        client.put(f"/v1/promotions/tiers/{tier['id']}", json={"action": "none"}, headers=h), 400, "invalid_payload"
     )
+    # A tier cannot lose its action; a null one (the contract's nullable) is "not given" (issue 17).
+    kept = client.put(f"/v1/promotions/tiers/{tier['id']}", json={"action": None}, headers=h)
+    assert kept.status_code == 200 and kept.json()["action"] == tier["action"]
     assert client.get(f"/v1/promotions/tiers/{tier['id']}", headers=h).json()["expiration_date"] is None
 
 

@@ -47,6 +47,23 @@ CAMPAIGN_TYPE_OF = {
     "LOYALTY_CARD": "LOYALTY_PROGRAM",
 }
 MAX_VOUCHERS_COUNT = 10_000_000
+# The fields an update clears when sent as null (the contract's PUT sets what it is sent); a null
+# for any other field means "not given" (server.nulls).
+CLEARS = frozenset(
+    (
+        "description",
+        "start_date",
+        "expiration_date",
+        *("validity_timeframe", "validity_day_of_week", "validity_hours"),
+        "activity_duration_after_publishing",
+        "metadata",
+        "category_id",
+        "category",
+        "referral_program",
+        "loyalty_tiers_expiration",
+        "access_settings",
+    )
+)
 GENERATE = "CAMPAIGN.VOUCHERS_GENERATE"
 DELETE = "CAMPAIGN.VOUCHERS_DELETE"
 

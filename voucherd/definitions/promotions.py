@@ -22,6 +22,20 @@ from voucherd.platform.ids import new_id
 from voucherd.platform.timeutil import iso
 
 MAX_STACK_TIERS = 30
+# The fields a tier update clears when sent as null; a null for any other field (a tier's name or
+# action cannot be cleared) means "not given" (server.nulls).
+TIER_CLEARS = frozenset(
+    (
+        "banner",
+        "metadata",
+        "start_date",
+        "expiration_date",
+        *("validity_timeframe", "validity_day_of_week", "validity_hours"),
+        "category_id",
+        "category",
+    )
+)
+STACK_CLEARS = frozenset(("category_id",))  # as TIER_CLEARS, for a stack
 DISCOUNT_TYPES = ("AMOUNT", "PERCENT", "FIXED", "UNIT")
 DISCOUNT_EFFECTS: dict[str, tuple[str, ...]] = {
     "AMOUNT": (

@@ -124,6 +124,8 @@ OPERATORS = frozenset(
     }
 )
 TYPES = ("expression", "basic", "advanced", "complex")
+# The fields an update removes when sent as null; a null for any other field means "not given" (server.nulls).
+CLEARS = frozenset(("bundle_rules", "error", "applicable_to"))
 _CONTEXT_BASES = {
     "campaign.discount_coupons": "discount",
     "campaign.referral_program": "discount",

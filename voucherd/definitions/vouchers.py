@@ -47,6 +47,20 @@ DISCOUNT_EFFECTS = (
 GIFT_EFFECTS = ("APPLY_TO_ORDER", "APPLY_TO_ITEMS")
 VALIDITY_FIELDS = ("validity_timeframe", "validity_day_of_week", "validity_hours")
 MAX_CODE_LENGTH = 200
+# The fields an update clears when sent as null (``redemption: null`` lifts the quantity limit); a null
+# for any other field means "not given" (server.nulls).
+CLEARS = frozenset(
+    (
+        "start_date",
+        "expiration_date",
+        *VALIDITY_FIELDS,
+        "additional_info",
+        "metadata",
+        "category_id",
+        "category",
+        "redemption",
+    )
+)
 
 # Every read of a voucher: its campaign (for the inherited template) and its category.
 SELECT = """

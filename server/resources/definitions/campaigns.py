@@ -43,7 +43,7 @@ async def get_campaign(request: Request) -> ORJSONResponse:
 
 
 async def update_campaign(request: Request) -> ORJSONResponse:
-    body = await read_object(request)
+    body = await read_object(request, clears=campaigns.CLEARS)
     ctx = context(request)
     async with ctx.pool.acquire() as conn:
         campaign = await campaigns.update(conn, ctx.redis, project_id(request), request.path_params["campaignId"], body)

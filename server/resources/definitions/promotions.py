@@ -53,7 +53,7 @@ async def get_tier(request: Request) -> ORJSONResponse:
 
 
 async def update_tier(request: Request) -> ORJSONResponse:
-    body = await read_object(request)
+    body = await read_object(request, clears=promotions.TIER_CLEARS)
     ctx = context(request)
     async with ctx.pool.acquire() as conn:
         tier = await promotions.update_tier(conn, project_id(request), request.path_params["promotionTierId"], body)
@@ -130,7 +130,7 @@ async def get_stack(request: Request) -> ORJSONResponse:
 
 
 async def update_stack(request: Request) -> ORJSONResponse:
-    body = await read_object(request)
+    body = await read_object(request, clears=promotions.STACK_CLEARS)
     params = request.path_params
     ctx = context(request)
     async with ctx.pool.acquire() as conn:

@@ -59,7 +59,7 @@ async def get_rule(request: Request) -> ORJSONResponse:
 
 
 async def update_rule(request: Request) -> ORJSONResponse:
-    body = await read_object(request)
+    body = await read_object(request, clears=validation_rules.CLEARS)
     ctx = context(request)
     async with ctx.pool.acquire() as conn:
         rule = await validation_rules.update(conn, project_id(request), request.path_params["validationRuleId"], body)

@@ -52,7 +52,7 @@ async def get_voucher(request: Request) -> ORJSONResponse:
 
 
 async def update_voucher(request: Request) -> ORJSONResponse:
-    body = await read_object(request)
+    body = await read_object(request, clears=vouchers.CLEARS)
     ctx = context(request)
     async with ctx.pool.acquire() as conn:
         voucher = await vouchers.update(conn, ctx.redis, project_id(request), request.path_params["code"], body)

@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from server.body import decode, read_object
+from server.body import decode_for, read_object
 from server.context import context, project_id
 from server.errors import request_id_of
 from server.responses import ORJSONResponse
@@ -73,7 +73,7 @@ async def read_array(request: Request, name: str) -> list[Any]:
     content_type = request.headers.get("content-type", "")
     if content_type and "json" not in content_type.lower():
         raise UnsupportedMediaType(f"Send the body as application/json, not {content_type}.")
-    return bulk.check_list(decode(raw), name)
+    return bulk.check_list(decode_for(request, raw), name)
 
 
 async def _enqueue(

@@ -53,7 +53,7 @@ async def get_program(request: Request) -> ORJSONResponse:
 
 
 async def update_program(request: Request) -> ORJSONResponse:
-    body = await read_object(request)
+    body = await read_object(request, clears=campaigns.CLEARS)
     ctx = context(request)
     async with ctx.pool.acquire() as conn:
         row = await loyalty.program_row(conn, project_id(request), request.path_params["campaignId"])
