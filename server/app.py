@@ -23,6 +23,7 @@ from server.resources import (
     client,
     customers,
     events,
+    exports,
     floor,
     health,
     imports,
@@ -77,6 +78,7 @@ ROUTES = [
     *categories.routes,
     *async_actions.routes,
     *imports.routes,  # issue 7; before the routes whose {param} would take /import, /bulk, …
+    *exports.routes,  # issue 17; before /v1/orders/{orderId} and the like
     *webhooks.routes,  # issue 7
     *metrics.routes,  # issue 7
     *customers.routes,
