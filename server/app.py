@@ -27,11 +27,13 @@ from server.resources import (
     floor,
     health,
     imports,
+    locations,
     loyalties,
     metadata_schemas,
     metrics,
     openapi,
     orders,
+    points_expiration,
     products,
     projects,
     promotions,
@@ -42,6 +44,8 @@ from server.resources import (
     rewards,
     segments,
     stacking_rules,
+    templates,
+    trash_bin,
     validation_rules,
     validations,
     voucher_checkout,
@@ -79,6 +83,10 @@ ROUTES = [
     *async_actions.routes,
     *imports.routes,  # issue 7; before the routes whose {param} would take /import, /bulk, …
     *exports.routes,  # issue 17; before /v1/orders/{orderId} and the like
+    *templates.routes,  # issue 17
+    *trash_bin.routes,  # issue 17
+    *locations.routes,  # issue 17
+    *points_expiration.routes,  # issue 17
     *webhooks.routes,  # issue 7
     *metrics.routes,  # issue 7
     *customers.routes,

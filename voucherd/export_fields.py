@@ -9,6 +9,8 @@ worker runs it under ``COPY … TO STDOUT``. Times are written in UTC, as ``2022
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -453,6 +455,34 @@ def build(
 
 
 # --- filters ---------------------------------------------------------------------------------------
+
+_QUERY_FILTER = re.compile(r"^filters\[(?P<field>[^\]]+)\](?:\[conditions\]\[(?P<op>\$\w+)\](?:\[(?P<index>\d*)\])?)?$")
+
+
+def filters_from_query(items: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """``filters[name][conditions][$in][0]=a`` query parameters as the JSON filters exports take."""
+    filters: dict[str, Any] = {}
+    for key, value in items:
+        found = _QUERY_FILTER.match(key)
+        if found is None:
+            continue
+        field, op = found["field"], found["op"]
+        if op is None:
+            if field == "junction":
+                filters["junction"] = value
+            continue
+        conditions = filters.setdefault(field, {"conditions": {}})["conditions"]
+        if op in ("$in", "$not_in"):
+            conditions.setdefault(op, []).extend(v for v in value.split(",") if v)
+        else:
+            conditions[op] = value
+    return filters
+
+
+def where_sql(catalog: Catalog, filters: dict[str, Any], args: list[Any]) -> str:
+    """The filters as one SQL condition over ``catalog`` (``TRUE`` for none); arguments go on ``args``
+    after ``$1``. 400 ``invalid_export_params`` for what cannot run (list endpoints re-key it)."""
+    return _compile_filters(catalog, filters, args) or "TRUE"
 
 
 def _compile_filters(catalog: Catalog, filters: Any, args: list[Any], joins: list[str] | None = None) -> str:

@@ -330,3 +330,40 @@ def test_loyalty_exports(client: TestClient, h: dict[str, str], settings: Settin
         404,
         "not_found",
     )
+
+
+def test_points_expiration_lists_a_members_buckets(client: TestClient, h: dict[str, str]) -> None:
+    program = ok(
+        client.post(
+            "/v1/loyalties",
+            json={"name": "Club", "voucher": {"type": "LOYALTY_CARD", "loyalty_card": {"points": 0}}},
+            headers=h,
+        )
+    )
+    card = ok(client.post(f"/v1/loyalties/{program['id']}/members", json={"customer": {"source_id": "max"}}, headers=h))
+    soon = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    later = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+    for points, when in ((100, soon), (50, later)):
+        body = {"points": points, "expiration_type": "CUSTOM_DATE", "expiration_date": when}
+        ok(client.post(f"/v1/loyalties/members/{card['code']}/balance", json=body, headers=h))
+    ok(client.post(f"/v1/loyalties/members/{card['code']}/balance", json={"points": -30}, headers=h))
+
+    path = f"/v1/loyalties/{program['id']}/members/{card['code']}/points-expiration"
+    listed = ok(client.get(path, headers=h))
+    assert listed["object"] == "list" and listed["data_ref"] == "data" and listed["total"] == 2
+    assert [(b["expires_at"], b["bucket"]["total_points"], b["status"]) for b in listed["data"]] == [
+        (soon, 70, "ACTIVE"),  # spending takes the soonest-expiring points first
+        (later, 50, "ACTIVE"),
+    ]
+    first = listed["data"][0]
+    assert first["id"].startswith("lopb_") and first["object"] == "loyalty_points_bucket"
+    assert first["voucher_id"] == card["id"] and first["campaign_id"] == program["id"]
+    assert [b["expires_at"] for b in ok(client.get(f"{path}?limit=1&page=2", headers=h))["data"]] == [later]
+
+    assert_error(
+        client.get(f"/v1/loyalties/{program['id']}/members/NOPE/points-expiration", headers=h), 404, "not_found"
+    )
+    assert_error(
+        client.get(f"/v1/loyalties/nope/members/{card['code']}/points-expiration", headers=h), 404, "not_found"
+    )
+    assert_error(client.get(f"{path}?limit=0", headers=h), 400, "invalid_query_params")
