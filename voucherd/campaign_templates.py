@@ -16,8 +16,9 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from voucherd import campaigns, listing, promotions, validation_rules
-from voucherd.errors import DuplicateFound, InvalidPayload, InvalidQueryParams, NotFound
+from voucherd import campaigns, export_fields, listing, promotions, validation_rules
+from voucherd.errors import DuplicateFound, InvalidExportParams, InvalidPayload, InvalidQueryParams, NotFound
+from voucherd.export_fields import Catalog, Field
 from voucherd.ids import new_id
 from voucherd.timeutil import iso
 
@@ -51,6 +52,20 @@ _TIER_FIELDS = (
     "validity_hours",
     "category",
     "category_id",
+)
+_FILTERS = Catalog(
+    source="campaign_templates t",
+    scope="t.project_id = $1",
+    key="t.id",
+    fields={
+        "id": Field("t.id"),
+        "name": Field("t.name"),
+        "campaign_type": Field("t.campaign_type"),
+        "created_at": Field("t.created_at", "date"),
+        "updated_at": Field("t.updated_at", "date"),
+    },
+    defaults=(),
+    orders={},
 )
 _RULE_FIELDS = ("name", "rules", "bundle_rules", "error", "applicable_to", "type", "context_type")
 
@@ -167,19 +182,25 @@ async def get(conn: asyncpg.Connection, project_id: str, template_id: str, *, ex
 
 
 async def list_page(conn: asyncpg.Connection, project_id: str, query: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    params = dict(query)
+    items = list(query)
+    params = dict(items)
     limit = listing.limit_param(params)
     order = params.get("order") or "id"
     if order not in ("id", "-id"):
         raise InvalidQueryParams("Query param order should be id or -id")
     direction = "DESC" if order == "-id" else "ASC"
-    args: list[Any] = [project_id]
-    after = ""
+    args: list[Any] = []
+    try:
+        where = export_fields.where_sql(_FILTERS, export_fields.filters_from_query(items), args)
+    except InvalidExportParams as exc:
+        raise InvalidQueryParams(str(exc).replace(".parameters.filters", " filters")) from None
     if params.get("starting_after_id"):
         args.append(params["starting_after_id"])
-        after = f" AND id {'<' if direction == 'DESC' else '>'} $2"
+        where += f" AND t.id {'<' if direction == 'DESC' else '>'} ${len(args) + 1}"
     rows = await conn.fetch(
-        f"SELECT * FROM campaign_templates WHERE project_id = $1{after} ORDER BY id {direction} LIMIT {limit + 1}",
+        f"SELECT * FROM campaign_templates t WHERE t.project_id = $1 AND ({where}) "
+        f"ORDER BY t.id {direction} LIMIT {limit + 1}",
+        project_id,
         *args,
     )
     page = [view(r) for r in rows[:limit]]

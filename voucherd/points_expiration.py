@@ -2,7 +2,8 @@
 
 A bucket (``lopb_``) is points added with an expiry date. What is left in each is what was added less
 the card's outflow (points spent or expired), taken from the soonest-expiring buckets first, as
-``loyalty_cards.card_summary`` counts it for the next expiration.
+``loyalty_cards.card_summary`` counts it for the next expiration. Expired buckets are left out (the
+points expiration export lists them).
 """
 
 from __future__ import annotations
@@ -41,13 +42,15 @@ async def list_buckets(
     for row in rows:
         left = max(0, int(row["points"]) - outflow)
         outflow = max(0, outflow - int(row["points"]))
+        if row["expires_at"] <= now:
+            continue  # expired buckets are listed by the points expiration export, not here
         buckets.append(
             {
                 "id": row["id"],
                 "voucher_id": card["id"],
                 "campaign_id": card["campaign_id"],
                 "bucket": {"total_points": left},
-                "status": "EXPIRED" if row["expires_at"] <= now else "ACTIVE",
+                "status": "ACTIVE",
                 "expires_at": row["expires_at"].date().isoformat(),
                 "created_at": iso(row["created_at"]),
                 "object": "loyalty_points_bucket",

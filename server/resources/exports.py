@@ -43,7 +43,7 @@ async def get_export(request: Request) -> Response:
             filename, count = await exports.open_download(conn, export_id, token)
         return StreamingResponse(
             exports.chunks(ctx.pool, export_id, count),
-            media_type="text/csv; charset=utf-8",
+            media_type="text/plain; charset=utf-8",  # the contract (and the SDK) read text/plain
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
     async with ctx.pool.acquire() as conn:

@@ -73,6 +73,8 @@ def test_template_crud(client: TestClient, h: dict[str, str]) -> None:
     second = ok(
         client.post("/v1/templates/campaigns", json={"name": "Another", "campaign_id": campaign["id"]}, headers=h)
     )
+    named = ok(client.get("/v1/templates/campaigns?filters[name][conditions][$is]=Another", headers=h))
+    assert [t["id"] for t in named["data"]] == [second["id"]]
     listed = ok(client.get("/v1/templates/campaigns?limit=1&include_total=true", headers=h))
     assert listed["object"] == "list" and listed["data_ref"] == "data" and listed["total"] == 2
     assert listed["has_more"] is True and len(listed["data"]) == 1

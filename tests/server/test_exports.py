@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import UTC, datetime, timedelta
@@ -12,12 +13,24 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error, drain_worker
+from voucherd import db
 from voucherd.settings import Settings
 
 
 @pytest.fixture
 def h(project: ProjectKeys) -> dict[str, str]:
     return project.headers
+
+
+def sql(settings: Settings, statement: str, *args: Any) -> None:
+    async def go() -> None:
+        conn = await db.connect(settings.database_url)
+        try:
+            await conn.execute(statement, *args)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
 
 
 def ok(response: Any) -> Any:
@@ -40,7 +53,8 @@ def download(client: TestClient, export: dict[str, Any]) -> list[list[str]]:
     assert url.path == f"/v1/exports/{export['id']}" and url.query.startswith("token=")
     response = client.get(f"{url.path}?{url.query}")
     assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-disposition"].endswith('.csv"')
     return list(csv.reader(io.StringIO(response.text)))
 
 
@@ -332,7 +346,9 @@ def test_loyalty_exports(client: TestClient, h: dict[str, str], settings: Settin
     )
 
 
-def test_points_expiration_lists_a_members_buckets(client: TestClient, h: dict[str, str]) -> None:
+def test_points_expiration_lists_a_members_buckets(
+    client: TestClient, h: dict[str, str], settings: Settings, project: ProjectKeys
+) -> None:
     program = ok(
         client.post(
             "/v1/loyalties",
@@ -347,6 +363,9 @@ def test_points_expiration_lists_a_members_buckets(client: TestClient, h: dict[s
         body = {"points": points, "expiration_type": "CUSTOM_DATE", "expiration_date": when}
         ok(client.post(f"/v1/loyalties/members/{card['code']}/balance", json=body, headers=h))
     ok(client.post(f"/v1/loyalties/members/{card['code']}/balance", json={"points": -30}, headers=h))
+    expired = "INSERT INTO loyalty_points_buckets (id, project_id, voucher_id, code, points, expires_at) "
+    expired += "VALUES ('lopb_old', $1, $2, $3, 0, now() - interval '1 day')"
+    sql(settings, expired, project.project_id, card["id"], card["code"])  # left out of the list
 
     path = f"/v1/loyalties/{program['id']}/members/{card['code']}/points-expiration"
     listed = ok(client.get(path, headers=h))
