@@ -18,6 +18,7 @@ from server.errors import UNAVAILABLE, handle_http_exception, handle_unavailable
 from server.middleware import RequestContextMiddleware
 from server.resources import (
     async_actions,
+    campaign_transactions,
     campaigns,
     categories,
     client,
@@ -87,6 +88,7 @@ ROUTES = [
     *trash_bin.routes,  # issue 17
     *locations.routes,  # issue 17
     *points_expiration.routes,  # issue 17
+    *campaign_transactions.routes,  # issue 17
     *webhooks.routes,  # issue 7
     *metrics.routes,  # issue 7
     *customers.routes,

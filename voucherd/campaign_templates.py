@@ -241,6 +241,46 @@ async def delete(conn: asyncpg.Connection, project_id: str, template_id: str) ->
         raise NotFound.of("campaign_template", template_id)
 
 
+async def _require_project(conn: asyncpg.Connection, project_id: str) -> None:
+    if await conn.fetchval("SELECT 1 FROM projects WHERE id = $1", project_id) is None:
+        raise NotFound.of("project", project_id)
+
+
+async def management_list(
+    conn: asyncpg.Connection, project_id: str, query: Iterable[tuple[str, str]]
+) -> dict[str, Any]:
+    """``GET /management/v1/projects/{projectId}/templates/campaigns``: as ``list_page``, for one project."""
+    await _require_project(conn, project_id)
+    return await list_page(conn, project_id, query)
+
+
+async def copy(conn: asyncpg.Connection, project_id: str, template_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Copy a template into ``destination_project_id`` under a new name; its rule set stays a copy inside the
+    template until a campaign or tier is made from it there."""
+    await _require_project(conn, project_id)
+    row = await _row(conn, project_id, template_id)
+    fields = _name_and_description(body, partial=False)
+    destination = body.get("destination_project_id")
+    if not isinstance(destination, str):
+        raise InvalidPayload("Property .destination_project_id is required")
+    await _require_project(conn, destination)
+    try:
+        copied = await conn.fetchrow(
+            "INSERT INTO campaign_templates (id, project_id, name, description, campaign_type, setup, validation_rule) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+            new_id("camp_tpl"),
+            destination,
+            fields["name"],
+            fields.get("description", row["description"]),
+            row["campaign_type"],
+            row["setup"],
+            row["validation_rule"],
+        )
+    except asyncpg.UniqueViolationError:
+        raise DuplicateFound(f"A campaign template named {fields['name']!r} already exists there.") from None
+    return view(copied)
+
+
 async def _new_rule(conn: asyncpg.Connection, project_id: str, row: asyncpg.Record) -> list[dict[str, str]]:
     if row["validation_rule"] is None:
         return []

@@ -1,4 +1,5 @@
-"""``/v1/templates/campaigns``: campaign templates, and campaigns and promotion tiers made from them."""
+"""``/v1/templates/campaigns``: campaign templates, and campaigns and promotion tiers made from them;
+``/management/v1/projects/{projectId}/templates/campaigns``: a project's templates, and copies to another."""
 
 from __future__ import annotations
 
@@ -80,6 +81,22 @@ async def tier_setup(request: Request) -> ORJSONResponse:
     return ORJSONResponse(result)
 
 
+async def management_list(request: Request) -> ORJSONResponse:
+    async with context(request).pool.acquire() as conn:
+        body = await campaign_templates.management_list(
+            conn, request.path_params["projectId"], request.query_params.multi_items()
+        )
+    return ORJSONResponse(body)
+
+
+async def management_copy(request: Request) -> ORJSONResponse:
+    body = await read_object(request)
+    params = request.path_params
+    async with context(request).pool.acquire() as conn:
+        template = await campaign_templates.copy(conn, params["projectId"], params["campaignTemplateId"], body)
+    return ORJSONResponse(template)
+
+
 routes = [
     resource("/v1/templates/campaigns", GET=list_templates, POST=create_template),
     resource(
@@ -87,4 +104,6 @@ routes = [
     ),
     resource("/v1/templates/campaigns/{campaignTemplateId}/campaign-setup", POST=campaign_setup),
     resource("/v1/templates/campaigns/{campaignTemplateId}/tier-setup", POST=tier_setup),
+    resource("/management/v1/projects/{projectId}/templates/campaigns", GET=management_list),
+    resource("/management/v1/projects/{projectId}/templates/campaigns/{campaignTemplateId}/copy", POST=management_copy),
 ]

@@ -198,3 +198,54 @@ def test_tier_templates_and_tier_setup(client: TestClient, h: dict[str, str]) ->
     assert_error(
         client.post(gift_setup, json={"campaign_id": promo["id"], "name": "n"}, headers=h), 400, "invalid_payload"
     )
+
+
+def test_management_lists_and_copies_templates(
+    client: TestClient, h: dict[str, str], project: ProjectKeys, make_project: Any, management_headers: dict[str, str]
+) -> None:
+    campaign = source_campaign(client, h)
+    template = ok(
+        client.post("/v1/templates/campaigns", json={"name": "Seasonal", "campaign_id": campaign["id"]}, headers=h)
+    )
+    base = f"/management/v1/projects/{project.project_id}/templates/campaigns"
+    listed = ok(client.get(base, headers=management_headers))
+    assert listed["data_ref"] == "data" and [t["id"] for t in listed["data"]] == [template["id"]]
+
+    other = make_project("Other")
+    copied = ok(
+        client.post(
+            f"{base}/{template['id']}/copy",
+            json={"name": "Seasonal copy", "destination_project_id": other.project_id},
+            headers=management_headers,
+        )
+    )
+    assert (
+        copied["id"] != template["id"]
+        and copied["name"] == "Seasonal copy"
+        and copied["campaign_type"] == "DISCOUNT_COUPONS"
+    )
+    there = ok(client.get("/v1/templates/campaigns", headers=other.headers))["data"]
+    assert [t["id"] for t in there] == [copied["id"]]
+    # Used there, it makes the rule set in the destination project.
+    setup = ok(
+        client.post(
+            f"/v1/templates/campaigns/{copied['id']}/campaign-setup", json={"name": "Made there"}, headers=other.headers
+        )
+    )
+    rule_id = setup["created_resources"][0]["id"]
+    assert ok(client.get(f"/v1/validation-rules/{rule_id}", headers=other.headers))["name"] == "Big carts"
+    assert_error(client.get(f"/v1/validation-rules/{rule_id}", headers=h), 404, "not_found")
+
+    copy_path = f"{base}/{template['id']}/copy"
+    assert_error(client.post(copy_path, json={"name": "x"}, headers=management_headers), 400, "invalid_payload")
+    missing = {"name": "x", "destination_project_id": "proj_nope"}
+    assert_error(client.post(copy_path, json=missing, headers=management_headers), 404, "not_found")
+    again = {"name": "Seasonal copy", "destination_project_id": other.project_id}
+    assert_error(client.post(copy_path, json=again, headers=management_headers), 409, "duplicate_found")
+    assert_error(client.post(f"{base}/camp_tpl_nope/copy", json=again, headers=management_headers), 404, "not_found")
+    assert_error(
+        client.get("/management/v1/projects/proj_nope/templates/campaigns", headers=management_headers),
+        404,
+        "not_found",
+    )
+    assert_error(client.get(base, headers=h), 401, "unauthorized")

@@ -386,3 +386,33 @@ def test_points_expiration_lists_a_members_buckets(
         client.get(f"/v1/loyalties/nope/members/{card['code']}/points-expiration", headers=h), 404, "not_found"
     )
     assert_error(client.get(f"{path}?limit=0", headers=h), 400, "invalid_query_params")
+
+
+def test_campaign_transactions_list(client: TestClient, h: dict[str, str]) -> None:
+    gift = ok(
+        client.post(
+            "/v1/campaigns",
+            json={"name": "Cards", "voucher": {"type": "GIFT_VOUCHER", "gift": {"amount": 1000}}},
+            headers=h,
+        )
+    )
+    first = ok(client.post(f"/v1/campaigns/{gift['id']}/vouchers/G-1", headers=h))
+    ok(client.post(f"/v1/campaigns/{gift['id']}/vouchers/G-2", headers=h))
+    for code, amount in (("G-1", 100), ("G-2", 200), ("G-1", -50)):
+        ok(client.post(f"/v1/vouchers/{code}/balance", json={"amount": amount}, headers=h))
+    path = f"/v1/campaigns/{gift['id']}/transactions"
+    listed = ok(client.get(path, headers=h))
+    assert listed["object"] == "list" and listed["data_ref"] == "data" and listed["has_more"] is False
+    assert [t["type"] for t in listed["data"]] == ["CREDITS_REMOVAL", "CREDITS_ADDITION", "CREDITS_ADDITION"]
+    assert all(t["campaign_id"] == gift["id"] for t in listed["data"])
+    page = ok(client.get(f"{path}?order=id&limit=2", headers=h))
+    assert page["has_more"] is True
+    rest = ok(client.get(f"{path}?order=id&limit=2&starting_after_id={page['more_starting_after']}", headers=h))
+    assert [t["id"] for t in page["data"] + rest["data"]] == [t["id"] for t in reversed(listed["data"])]
+    by_card = ok(client.get(f"{path}?filters[voucher_id][conditions][$in][0]={first['id']}", headers=h))
+    assert len(by_card["data"]) == 2
+    assert ok(client.get(f"/v1/campaigns/{gift['id']}/transactions?limit=1", headers=h))["has_more"] is True
+
+    assert_error(client.get("/v1/campaigns/nope/transactions", headers=h), 404, "not_found")
+    assert_error(client.get(f"{path}?order=created_at", headers=h), 400, "invalid_query_params")
+    assert_error(client.get(f"{path}?filters[amount][conditions][$is]=1", headers=h), 400, "invalid_query_params")
