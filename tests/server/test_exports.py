@@ -162,6 +162,13 @@ def test_fields_filters_and_order(client: TestClient, h: dict[str, str], setting
         },
     }
     assert export_of(client, h, settings, either) == [["Code"], ["AAA"], ["BBB"]]
+    by_campaign = {
+        "exported_object": "voucher",
+        "parameters": {"fields": ["code"], "order": "code", "campaign_id": "Spring"},
+    }
+    assert export_of(client, h, settings, by_campaign) == [["Code"], ["AAA"], ["BBB"]]
+    other = {"exported_object": "voucher", "parameters": {"fields": ["code"], "campaign_id": "camp_none"}}
+    assert export_of(client, h, settings, other) == [["Code"]]
     redemptions = {
         "exported_object": "redemption",
         "parameters": {
