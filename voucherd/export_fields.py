@@ -316,6 +316,48 @@ VOUCHER_TRANSACTIONS = Catalog(
     orders={"created_at": "t.seq"},
 )
 
+_PRODUCT_FIELDS = ("id", "name", "price", "image_url", "source_id", "attributes", "created_at")
+PRODUCTS = Catalog(
+    source="products pr",
+    scope="pr.project_id = $1",
+    key="pr.id",
+    fields={
+        "id": Field("pr.id"),
+        "name": Field("pr.name"),
+        "price": Field("pr.price", "number"),
+        "image_url": Field("pr.image_url"),
+        "source_id": Field("pr.source_id"),
+        "attributes": Field("translate(pr.attributes::text, '[]\"', '')"),
+        "metadata": Field("pr.metadata"),
+        "created_at": _date("pr.created_at"),
+        "updated_at": _date("pr.updated_at"),
+    },
+    defaults=_PRODUCT_FIELDS,
+    orders={"created_at": "pr.created_at", "updated_at": "pr.updated_at", "name": "pr.name"},
+    prefixes={"metadata.": "pr.metadata"},
+)
+SKUS = Catalog(
+    source="skus s",
+    scope="s.project_id = $1",
+    key="s.id",
+    fields={
+        "id": Field("s.id"),
+        "sku": Field("s.sku"),
+        "product_id": Field("s.product_id"),
+        "currency": Field("s.currency"),
+        "price": Field("s.price", "number"),
+        "image_url": Field("s.image_url"),
+        "source_id": Field("s.source_id"),
+        "attributes": Field("s.attributes"),
+        "metadata": Field("s.metadata"),
+        "created_at": _date("s.created_at"),
+        "updated_at": _date("s.updated_at"),
+    },
+    defaults=("id", "sku", "product_id", "currency", "price", "image_url", "source_id", "attributes", "created_at"),
+    orders={"created_at": "s.created_at", "updated_at": "s.updated_at"},
+    prefixes={"metadata.": "s.metadata"},
+)
+
 CATALOGS: dict[str, Catalog] = {
     "voucher": VOUCHERS,
     "redemption": REDEMPTIONS,
@@ -324,6 +366,8 @@ CATALOGS: dict[str, Catalog] = {
     "publication": PUBLICATIONS,
     "points_expiration": POINTS_EXPIRATIONS,
     "voucher_transactions": VOUCHER_TRANSACTIONS,
+    "product": PRODUCTS,
+    "sku": SKUS,
 }
 
 # --- checking parameters ---------------------------------------------------------------------------

@@ -423,3 +423,34 @@ def test_campaign_transactions_list(client: TestClient, h: dict[str, str]) -> No
     assert_error(client.get("/v1/campaigns/nope/transactions", headers=h), 404, "not_found")
     assert_error(client.get(f"{path}?order=created_at", headers=h), 400, "invalid_query_params")
     assert_error(client.get(f"{path}?filters[amount][conditions][$is]=1", headers=h), 400, "invalid_query_params")
+
+
+def test_product_and_sku_exports(client: TestClient, h: dict[str, str], settings: Settings) -> None:
+    product = ok(
+        client.post(
+            "/v1/products",
+            json={"name": "Shirt", "price": 2500, "source_id": "shirt", "attributes": ["color"]},
+            headers=h,
+        )
+    )
+    ok(
+        client.post(
+            f"/v1/products/{product['id']}/skus",
+            json={"sku": "Red shirt", "price": 2600, "attributes": {"color": "red"}},
+            headers=h,
+        )
+    )
+    body = {"exported_object": "product", "parameters": {"filters": {"source_id": {"conditions": {"$is": "shirt"}}}}}
+    products = export_of(client, h, settings, body)
+    assert products[0] == ["ID", "Name", "Price", "Image Url", "Source ID", "Attributes", "Created At"]
+    assert [r[1:3] + r[4:6] for r in products[1:]] == [["Shirt", "2500", "shirt", "color"]]
+    skus = export_of(
+        client,
+        h,
+        settings,
+        {"exported_object": "sku", "parameters": {"fields": ["sku", "product_id", "price", "attributes"]}},
+    )
+    assert skus == [
+        ["Sku", "Product ID", "Price", "Attributes"],
+        ["Red shirt", product["id"], "2600", '{"color": "red"}'],
+    ]

@@ -1,5 +1,5 @@
 -- Exports (``exp_``): CSV files of vouchers, redemptions, customers, orders, publications, points
--- expirations and voucher transactions, written by the worker (an async action) and downloaded
+-- expirations, voucher transactions, products and SKUs, written by the worker (an async action) and downloaded
 -- from any server process.
 --
 -- The file lives in PostgreSQL, as numbered chunks of about a megabyte, and not in a directory of one
