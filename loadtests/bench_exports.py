@@ -4,7 +4,8 @@ Starts its own Redis, PostgreSQL, one API server process and one worker process 
 writes N redemption rows straight into PostgreSQL (as the worker would have persisted them, one customer in
 a hundred distinct), then for each field set prints the time from the create call until the export is DONE,
 rows/s, the async action's processing_time, the progress values seen while polling every 100 ms, and the
-download's time and size (the file is streamed and counted, never held).
+download's time and size (the file is streamed and counted, never held), and the worker's peak resident
+memory (a file held whole would show as its size).
 
     .venv/bin/python loadtests/bench_exports.py --rows 1000000
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,6 +59,21 @@ async def seed(database_url: str, project_id: str, rows: int) -> float:
     return time.monotonic() - began
 
 
+def worker_peak_rss_mb() -> float | None:
+    """The peak resident memory of this benchmark's worker process (a child running ``-m worker``)."""
+    me = str(os.getpid())
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+            cmdline = (status.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        if fields.get("PPid", "").strip() == me and b"worker" in cmdline and b"-m" in cmdline:
+            return round(int(fields["VmHWM"].split()[0]) / 1024, 1)
+    return None
+
+
 def run_one(target: Target, http: httpx.Client, fields: list[str] | None, rows: int) -> dict[str, Any]:
     body: dict[str, Any] = {"exported_object": "redemption"}
     if fields:
@@ -93,6 +110,7 @@ def run_one(target: Target, http: httpx.Client, fields: list[str] | None, rows: 
         "file_lines": lines,
         "file_mb": round(size / 1e6, 1),
         "download_s": round(time.monotonic() - downloaded, 2),
+        "worker_peak_rss_mb": worker_peak_rss_mb(),
     }
 
 

@@ -16,10 +16,10 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from voucherd import campaigns, export_fields, listing, promotions, validation_rules
+from voucherd import campaigns, listing, promotions, sql_filters, validation_rules
 from voucherd.errors import DuplicateFound, InvalidExportParams, InvalidPayload, InvalidQueryParams, NotFound
-from voucherd.export_fields import Catalog, Field
 from voucherd.ids import new_id
+from voucherd.sql_filters import Catalog, Field
 from voucherd.timeutil import iso
 
 # What a template keeps of a campaign: the create body's fields, less name, category and code count.
@@ -191,7 +191,7 @@ async def list_page(conn: asyncpg.Connection, project_id: str, query: Iterable[t
     direction = "DESC" if order == "-id" else "ASC"
     args: list[Any] = []
     try:
-        where = export_fields.where_sql(_FILTERS, export_fields.filters_from_query(items), args)
+        where = sql_filters.where_sql(_FILTERS, sql_filters.filters_from_query(items), args)
     except InvalidExportParams as exc:
         raise InvalidQueryParams(str(exc).replace(".parameters.filters", " filters")) from None
     if params.get("starting_after_id"):

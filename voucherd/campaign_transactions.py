@@ -8,9 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from voucherd import campaigns, export_fields, listing, vouchers
+from voucherd import campaigns, listing, sql_filters, vouchers
 from voucherd.errors import InvalidExportParams, InvalidQueryParams
-from voucherd.export_fields import Catalog, Field
+from voucherd.sql_filters import Catalog, Field
 
 _FILTERS = Catalog(
     source="voucher_transactions t",
@@ -34,7 +34,7 @@ async def list_page(
         raise InvalidQueryParams("Query param order should be id or -id")
     args: list[Any] = [campaign["id"]]
     try:
-        where = export_fields.where_sql(_FILTERS, export_fields.filters_from_query(items), args)
+        where = sql_filters.where_sql(_FILTERS, sql_filters.filters_from_query(items), args)
     except InvalidExportParams as exc:
         raise InvalidQueryParams(str(exc).replace(".parameters.filters", " filters")) from None
     direction = "DESC" if order == "-id" else "ASC"

@@ -11,9 +11,9 @@ from typing import Any
 
 import asyncpg
 
-from voucherd import export_fields, listing
+from voucherd import listing, sql_filters
 from voucherd.errors import InvalidExportParams, InvalidQueryParams, NotFound
-from voucherd.export_fields import Catalog, Field
+from voucherd.sql_filters import Catalog, Field
 from voucherd.timeutil import iso
 
 _FILTERS = Catalog(
@@ -54,7 +54,7 @@ async def list_page(conn: asyncpg.Connection, project_id: str, query: Iterable[t
     order = listing.order_param(params, _ORDERS, "created_at")
     args: list[Any] = []
     try:
-        where = export_fields.where_sql(_FILTERS, export_fields.filters_from_query(items), args)
+        where = sql_filters.where_sql(_FILTERS, sql_filters.filters_from_query(items), args)
     except InvalidExportParams as exc:
         raise InvalidQueryParams(str(exc).replace(".parameters.filters", " filters")) from None
     rows = await conn.fetch(

@@ -13,9 +13,9 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from voucherd import async_actions, campaigns, export_fields, listing
+from voucherd import async_actions, campaigns, listing, sql_filters
 from voucherd.errors import InvalidExportParams, InvalidQueryParams, NotFound
-from voucherd.export_fields import Catalog, Field
+from voucherd.sql_filters import Catalog, Field
 from voucherd.timeutil import iso
 
 _FILTERS = Catalog(
@@ -57,7 +57,7 @@ async def list_page(conn: asyncpg.Connection, project_id: str, query: Iterable[t
         raise InvalidQueryParams("Query param order should be id or -id")
     args: list[Any] = []
     try:
-        where = export_fields.where_sql(_FILTERS, export_fields.filters_from_query(items), args)
+        where = sql_filters.where_sql(_FILTERS, sql_filters.filters_from_query(items), args)
     except InvalidExportParams as exc:
         raise InvalidQueryParams(str(exc).replace(".parameters.filters", " filters")) from None
     direction = "DESC" if order == "-id" else "ASC"
