@@ -69,12 +69,12 @@ def filters_from_query(items: Iterable[tuple[str, str]]) -> dict[str, Any]:
         found = _QUERY_FILTER.match(key)
         if found is None:
             continue
-        field, op = found["field"], found["op"]
+        name, op = found["field"], found["op"]
         if op is None:
-            if field == "junction":
+            if name == "junction":
                 filters["junction"] = value
             continue
-        conditions = filters.setdefault(field, {"conditions": {}})["conditions"]
+        conditions = filters.setdefault(name, {"conditions": {}})["conditions"]
         if op in ("$in", "$not_in"):
             conditions.setdefault(op, []).extend(v for v in value.split(",") if v)
         else:
