@@ -169,7 +169,7 @@ async def open_download(conn: asyncpg.Connection, export_id: str, token: str) ->
     so a wrong token and a missing export answer alike.
     """
     row = await conn.fetchrow("SELECT * FROM exports WHERE id = $1", export_id)
-    if row is None or row["status"] != "DONE" or not hmac.compare_digest(row["token"], token):
+    if row is None or row["status"] != "DONE" or not hmac.compare_digest(row["token"].encode(), token.encode()):
         raise NotFound.of("export", export_id)
     count = await conn.fetchval("SELECT count(*) FROM export_chunks WHERE export_id = $1", export_id)
     return f"{row['exported_object']}-{export_id}.csv", int(count)

@@ -238,6 +238,8 @@ def test_export_errors(client: TestClient, h: dict[str, str], settings: Settings
 
     export = finished(client, h, settings, ok(client.post("/v1/exports", json={"exported_object": "order"}, headers=h)))
     assert_error(client.get(f"/v1/exports/{export['id']}?token=wrong"), 404, "not_found")
+    assert_error(client.get(f"/v1/exports/{export['id']}?token=%C3%A9t%C3%A9"), 404, "not_found")  # not ASCII
+    assert_error(client.get("/v1/exports/exp_nope?token=x"), 404, "not_found")
     assert_error(client.get(f"/v1/exports/{export['id']}?xtoken=1"), 401, "unauthorized")
     other = make_project("Other").headers
     assert_error(client.get(f"/v1/exports/{export['id']}", headers=other), 404, "not_found")
