@@ -17,19 +17,22 @@ from server.context import AppContext
 from server.errors import UNAVAILABLE, handle_http_exception, handle_unavailable, handle_voucherd_error
 from server.middleware import RequestContextMiddleware
 from server.nulls import contract_shapes
-from server.resources.catalog import customers, orders, products, publications, segments
+from server.resources.catalog import customers, locations, orders, products, publications, segments
 from server.resources.checkout import client, qualifications, redemptions, validations, voucher_checkout
 from server.resources.definitions import (
+    campaign_transactions,
     campaigns,
     categories,
     metadata_schemas,
     promotions,
     stacking_rules,
+    templates,
+    trash_bin,
     validation_rules,
     vouchers,
 )
-from server.resources.jobs import async_actions, imports, webhooks
-from server.resources.loyalty import events, loyalties, referrals, rewards
+from server.resources.jobs import async_actions, exports, imports, webhooks
+from server.resources.loyalty import events, loyalties, points_expiration, referrals, rewards
 from server.resources.platform import floor, health, metrics, openapi, projects
 from server.telemetry import TelemetryMiddleware
 from voucherd.checkout.hot_definitions import DefinitionsCache
@@ -61,6 +64,12 @@ ROUTES = [
     *categories.routes,
     *async_actions.routes,
     *imports.routes,  # issue 7; before the routes whose {param} would take /import, /bulk, …
+    *exports.routes,  # issue 17; before /v1/orders/{orderId} and the like
+    *templates.routes,  # issue 17
+    *trash_bin.routes,  # issue 17
+    *locations.routes,  # issue 17
+    *points_expiration.routes,  # issue 17
+    *campaign_transactions.routes,  # issue 17
     *webhooks.routes,  # issue 7
     *metrics.routes,  # issue 7
     *customers.routes,

@@ -1,7 +1,8 @@
 """Authentication by path family, before routing.
 
 ``/v1/*`` takes application keys, ``/client/v1/*`` client keys and
-``/management/v1/*`` management keys; anything else (``/health``) is public.
+``/management/v1/*`` management keys; anything else (``/health``) is public. An export's download
+link (``GET /v1/exports/{id}?token=…``) is its own credential: its handler checks the token.
 """
 
 from __future__ import annotations
@@ -26,6 +27,15 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
+def _is_download(scope: Scope, path: str) -> bool:
+    return (
+        path.startswith("/v1/exports/")
+        and scope["method"] in ("GET", "HEAD")
+        and path.count("/") == 3
+        and any(part.partition(b"=")[0] == b"token" for part in scope["query_string"].split(b"&"))
+    )
+
+
 class AuthMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -36,7 +46,7 @@ class AuthMiddleware:
             return
         path: str = scope["path"]
         family = next((f for f in _FAMILIES if path.startswith(f[0])), None)
-        if family is None:
+        if family is None or _is_download(scope, path):
             await self.app(scope, receive, send)
             return
         _prefix, kind, id_header, token_header = family

@@ -28,7 +28,7 @@ schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import GenerationMode  # noqa: E402
 
 EXAMPLES_PER_MODE = 5  # per operation, for each of the positive and negative modes
-BUDGET_S = 150.0  # a hard stop well above the usual run, so a slow machine cannot hang the suite
+BUDGET_S = 200.0  # a hard stop well above the usual run (about 100 s for 225 operations), so nothing hangs
 LEAKS = ("Traceback", 'File "', "asyncpg", "SELECT ", "INSERT ", "postgres", "redis://")
 
 
@@ -118,7 +118,7 @@ class Tally:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_fuzz_every_documented_operation(
     live_server: LiveServer,
     project: ProjectKeys,

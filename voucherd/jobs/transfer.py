@@ -2,23 +2,22 @@
 
 An import is the same asynchronous action the API's ``importCSV`` endpoints start (so a
 worker must be running, as under ``voucherd run``); the command waits for it and draws
-its progress. An export streams rows from PostgreSQL through a server-side cursor, so a
-million rows never sit in memory.
+its progress. An export streams rows from PostgreSQL with ``COPY … TO STDOUT`` (the SQL of the
+API's exports, voucherd.jobs.export_fields), so a million rows never sit in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
 import sys
 import time
 from collections.abc import Callable
 from typing import IO, Any
 
 import asyncpg
-import orjson
 import redis.asyncio as aioredis
 
+from voucherd.jobs import export_fields
 from voucherd.platform import async_actions
 
 IMPORT_TYPES = {
@@ -28,30 +27,33 @@ IMPORT_TYPES = {
     "skus": "SKUS.IMPORT_CSV",
 }
 
-# kind -> (columns, SQL selecting them in that order for one project, as $1)
-EXPORTS: dict[str, tuple[list[str], str]] = {
+# kind -> (exported object, [(CSV heading, export field)], scope): the fields are those of the API's exports
+# (voucherd.jobs.export_fields), under the command's own headings.
+EXPORTS: dict[str, tuple[str, list[tuple[str, str]], dict[str, str] | None]] = {
     "vouchers": (
-        ["code", "id", "campaign_id", "type", "active", "holder_id", "redemption_quantity", "redeemed_quantity",
-         "gift_balance", "loyalty_balance", "created_at"],
-        """SELECT code, id, campaign_id, type, active, holder_id, redemption_quantity, redeemed_quantity,
-                  gift_balance, loyalty_balance, created_at
-           FROM vouchers WHERE project_id = $1 AND deleted_at IS NULL ORDER BY created_at, id""",
+        "voucher",
+        [("code", "code"), ("id", "id"), ("campaign_id", "campaign_id"), ("type", "voucher_type"),
+         ("active", "active"), ("holder_id", "customer_id"), ("redemption_quantity", "redemption_quantity"),
+         ("redeemed_quantity", "redemption_count"), ("gift_balance", "gift_balance"),
+         ("loyalty_balance", "loyalty_balance"), ("created_at", "created_at")],
+        None,
     ),
     "customers": (
-        ["id", "source_id", "name", "email", "phone", "metadata", "created_at"],
-        """SELECT id, source_id, name, email, phone, metadata, created_at
-           FROM customers WHERE project_id = $1 ORDER BY created_at, id""",
+        "customer",
+        [(name, name) for name in ("id", "source_id", "name", "email", "phone", "metadata", "created_at")],
+        None,
     ),
     "redemptions": (
-        ["id", "date", "result", "status", "voucher_code", "campaign_id", "customer_id", "order_id", "parent_id",
-         "failure_code"],
-        """SELECT id, date, result, status, voucher_code, campaign_id, customer_id, order_id, parent_id, failure_code
-           FROM redemptions WHERE project_id = $1 AND object = 'redemption' ORDER BY date, id""",
+        "redemption",
+        [(name, name) for name in ("id", "date", "result", "status", "voucher_code", "campaign_id", "customer_id",
+                                   "order_id", "parent_id", "failure_code")],
+        {"column": "object", "value": "redemption"},
     ),
     "orders": (
-        ["id", "source_id", "status", "amount", "discount_amount", "customer_id", "created_at"],
-        """SELECT id, source_id, status, amount, discount_amount, customer_id, created_at
-           FROM orders WHERE project_id = $1 ORDER BY created_at, id""",
+        "order",
+        [(name, name) for name in ("id", "source_id", "status", "amount", "discount_amount", "customer_id",
+                                   "created_at")],
+        None,
     ),
 }  # fmt: skip
 
@@ -101,24 +103,22 @@ async def import_file(
 
 
 async def export(conn: asyncpg.Connection, project_id: str, kind: str, out: IO[str], *, report: Report) -> int:
-    columns, sql = EXPORTS[kind]
-    total = await conn.fetchval(f"SELECT count(*) FROM ({sql}) AS rows", project_id)
-    writer = csv.writer(out)
-    writer.writerow(columns)
-    written = 0
-    async with conn.transaction():
-        async for row in conn.cursor(sql, project_id, prefetch=2000):
-            writer.writerow([_cell(row[c]) for c in columns])
-            written += 1
-            if written % 5000 == 0:
-                report(written, total)
-    report(written, max(total, written))
+    """Stream the CSV of ``kind`` into ``out`` with ``COPY … TO STDOUT`` (the API's exports run the same SQL)."""
+    exported_object, columns, scope = EXPORTS[kind]
+    query = export_fields.build(
+        exported_object, {"fields": [f for _, f in columns]}, scope, headings=[h for h, _ in columns]
+    )
+    written = -1  # the heading line is not a row
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        total: int = await conn.fetchval(query.count_sql, project_id, *query.args)
+
+        async def write(data: bytes) -> None:
+            nonlocal written
+            out.write(data.decode())
+            written += data.count(b"\n")
+            report(min(written, total), total)
+
+        await conn.copy_from_query(query.sql, project_id, *query.args, output=write, format="csv", header=True)
+    written = total  # a cell may hold a newline: the count is exact, the line count is not
+    report(written, total)
     return written
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return "" if value is None else value

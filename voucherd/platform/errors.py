@@ -190,6 +190,11 @@ class InvalidCodeConfig(VoucherdError):
     message = "Invalid code config"
 
 
+class InvalidExportParams(VoucherdError):
+    key = "invalid_export_params"
+    message = "Invalid export params"
+
+
 class InvalidAddBalanceParams(VoucherdError):
     key = "invalid_add_balance_params"
     message = "Invalid add balance params"

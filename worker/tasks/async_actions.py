@@ -31,8 +31,11 @@ async def _claim_when_committed(ctx: WorkerContext, action_id: str) -> Any:
     while True:
         async with ctx.pool.acquire() as conn:
             row = await async_actions.claim(conn, action_id)
-            if row is not None or await async_actions.exists(conn, action_id):
+            if row is not None:
                 return row
+            if await async_actions.exists(conn, action_id):
+                # Either it finished, or it committed between the two statements: claim again to tell.
+                return await async_actions.claim(conn, action_id)
         if time.monotonic() > deadline:
             log.warning("async action %s was announced but never committed", action_id)
             return None
