@@ -70,14 +70,14 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from voucherd import status
     from voucherd.redis_client import create_redis
 
-    async def collect(conn: Any) -> dict[str, Any]:
+    async def collect() -> dict[str, Any]:
         client = create_redis(settings.redis_url)
         try:
-            return await status.collect(client, conn)
+            return await status.collect(client, settings.database_url)
         finally:
             await client.aclose()
 
-    report = asyncio.run(_with_connection(settings, collect))
+    report = asyncio.run(collect())
     print(json.dumps(report, indent=2, default=str))
     healthy = report["redis"] == "ok" and report["postgres"] == "ok"
     return 0 if healthy else 1
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     create = sub.add_parser("create-project", help="create a project and print its keys")
     create.add_argument("name")
     sub.add_parser("create-management-key", help="create a management API key and print it")
-    sub.add_parser("status", help="health of Redis and PostgreSQL, stream lag, waiting async actions")
+    sub.add_parser("status", help="what is down (as GET /health), each stream's lag, waiting async actions")
     importer = sub.add_parser("import", help="import a CSV file (as the importCSV endpoints do), with progress")
     importer.add_argument("kind", choices=["vouchers", "customers", "products", "skus"])
     importer.add_argument("file")

@@ -4,6 +4,11 @@ A redemption is a list of groups (one per redeemable); each group is a list of
 ops (``redeemed += 1`` capped by ``quantity``, ``balance -= 500`` floored at 0,
 a customer's count capped by a rule's limit, …). The script checks every guard,
 then moves every counter and appends the event to the stream, atomically.
+
+Every commit also leaves its outcome under a commit record for ``COMMIT_RECORD_MS``. When the
+connection fails after the script was sent, the client cannot know whether it ran; it runs it
+again with the same record (voucherd.redis_client), and a script that already ran answers its
+first outcome without moving anything. So a commit is never applied twice.
 """
 
 from __future__ import annotations
@@ -13,10 +18,16 @@ from typing import Any, Literal
 
 import orjson
 
+from voucherd import keys
+from voucherd.ids import new_id
 from voucherd.scripts import Scripts
 
 Mode = Literal["ALL", "PARTIAL", "LOCK"]
 OK = "ok"
+
+# How long a commit's outcome is kept for a retry of it: the retry follows within a connection
+# attempt, so a minute is ample; a record is a few dozen bytes.
+COMMIT_RECORD_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -53,8 +64,12 @@ async def apply(
     lock_until_ms: int = 0,
     stream_key: str | None = None,
     event: dict[str, Any] | None = None,
+    commit_id: str = "",
 ) -> list[str]:
-    """Run the groups; return, per group, ``"ok"`` or the reason it did not apply."""
+    """Run the groups; return, per group, ``"ok"`` or the reason it did not apply.
+
+    ``commit_id`` names the commit record (the event's id where there is one); a fresh id otherwise.
+    """
     if not groups:
         return []
     if mode == "LOCK" and not session_key:
@@ -69,32 +84,36 @@ async def apply(
         return key_index[key]
 
     stream = index(stream_key) if stream_key else 0
+    planned = [
+        {
+            "reason": group.reason,
+            "ops": [
+                [
+                    index(op.key),
+                    op.field,
+                    str(op.delta),
+                    _opt(op.max),
+                    op.max_field,
+                    _opt(op.min),
+                    index(op.lock_key),
+                    index(op.lock_amounts_key),
+                    op.reason,
+                ]
+                for op in group.ops
+            ],
+        }
+        for group in groups
+    ]
+    record = index(keys.commit_record(next(iter(key_index), ""), commit_id or new_id("cmt")))
     plan = {
         "mode": mode,
         "now": str(now_ms),
         "session": session_key,
         "until": str(lock_until_ms),
         "stream": stream,
-        "groups": [
-            {
-                "reason": group.reason,
-                "ops": [
-                    [
-                        index(op.key),
-                        op.field,
-                        str(op.delta),
-                        _opt(op.max),
-                        op.max_field,
-                        _opt(op.min),
-                        index(op.lock_key),
-                        index(op.lock_amounts_key),
-                        op.reason,
-                    ]
-                    for op in group.ops
-                ],
-            }
-            for group in groups
-        ],
+        "record": record,
+        "record_ms": str(COMMIT_RECORD_MS),
+        "groups": planned,
     }
     common = orjson.dumps(event or {})[1:-1] or b'"request":null'
     args: list[Any] = [orjson.dumps(plan), common, *(orjson.dumps(group.event) for group in groups)]

@@ -84,6 +84,17 @@ def rolled_back(project_id: str) -> str:
     return f"{project_tag(project_id)}:rolledback"
 
 
+def commit_record(beside: str, commit_id: str) -> str:
+    """STRING: the outcome of one counter commit, kept briefly so a retried commit answers it (voucherd.counters).
+
+    It takes the hash tag of ``beside``, a key the same commit touches, so the script stays in one slot.
+    """
+    start = beside.find("{")
+    end = beside.find("}", start + 1) if start >= 0 else -1
+    tag = beside[start : end + 1] if end > start + 1 else ""
+    return f"{PREFIX}:{tag}:commit:{commit_id}" if tag else f"{PREFIX}:commit:{commit_id}"
+
+
 def idempotency(project_id: str, key: str) -> str:
     return f"{project_tag(project_id)}:idem:{key}"
 

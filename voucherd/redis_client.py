@@ -3,18 +3,71 @@
 ``redis://…`` is one server; ``redis+cluster://host:port`` is a Redis Cluster, reached
 through any of its nodes. Every key a script touches shares its project's hash tag, so
 the same scripts run unchanged on a cluster.
+
+A connection the server closed (Redis restarted) is never handed out: the pool checks each
+one before use and opens a fresh one instead. A command whose connection fails is retried
+once, on a fresh connection, only when running it again cannot apply it twice (the retry
+rule, docs/durability.md):
+
+- it never reached Redis (the connection failed before or while it was written);
+- it is a read;
+- it is a script registered as replay-safe (``ReconnectingRedis.replay_safe``): one whose
+  second run answers what the first did, like the commit script with its commit record.
+
+Anything else that may have been applied raises, and the request answers 503.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from voucherd.scripts import Scripts
 
+log = logging.getLogger(__name__)
+
 CLUSTER_SCHEME = "redis+cluster://"
+
+# Commands that change nothing: running one twice answers the same as once. (Only what
+# voucherd sends; XREADGROUP is not here, it moves entries into the reader's pending list.)
+READ_COMMANDS = frozenset(
+    {
+        "PING", "INFO", "DBSIZE", "TYPE", "EXISTS", "TTL", "PTTL", "GET", "MGET", "STRLEN", "SCAN", "KEYS",
+        "HGET", "HMGET", "HGETALL", "HEXISTS", "HLEN", "HKEYS", "HVALS", "HSCAN",
+        "SMEMBERS", "SISMEMBER", "SMISMEMBER", "SCARD", "SSCAN",
+        "ZRANGE", "ZRANGEBYSCORE", "ZREVRANGE", "ZREVRANGEBYSCORE", "ZSCORE", "ZMSCORE", "ZCARD", "ZCOUNT", "ZSCAN",
+        "LRANGE", "LLEN", "LINDEX", "XLEN", "XRANGE", "XREVRANGE", "XPENDING", "XINFO",
+        "SCRIPT",  # SCRIPT LOAD / EXISTS: loading the same script again is harmless
+    }
+)  # fmt: skip
+SCRIPT_COMMANDS = frozenset({"EVALSHA", "EVALSHA_RO"})
+
+
+class CommandNotSent(RedisConnectionError):
+    """The connection failed before the command was written: Redis never saw it."""
+
+
+def _name(command: Any) -> str:
+    text = command.decode() if isinstance(command, bytes) else str(command)
+    return text.split(" ", 1)[0].upper()  # redis-py sends some as one word: "XINFO GROUPS"
+
+
+class CheckedConnection(aioredis.Connection):
+    """A connection that tells a failure before writing a command from one after it."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        # Connecting, the health-check PING and the write all happen here, before the command
+        # can have reached Redis. A write that fails has failed as a whole: asyncio drops data
+        # written to a lost connection, and Redis never runs a command it did not read in full.
+        try:
+            await super().send_packed_command(command, check_health)
+        except (RedisConnectionError, OSError) as exc:
+            raise CommandNotSent(str(exc)) from exc
 
 
 class QueueingPool(aioredis.BlockingConnectionPool):
@@ -48,6 +101,29 @@ class QueueingPool(aioredis.BlockingConnectionPool):
         finally:
             self._queued -= 1
 
+    async def ensure_connection(self, connection: Any) -> None:
+        """Connect, and replace a connection the server closed while it sat in the pool.
+
+        redis-py's own check skips the test when maintenance notifications are on, and they
+        are on ("auto") by default: after a Redis restart every pooled connection was handed
+        out dead and its first command failed with "Connection closed by server". A pooled
+        connection must have nothing to read; an end of stream (or leftover bytes) means it
+        cannot be used, so it is closed and opened again before the command is written.
+        """
+        try:
+            await connection.connect()
+            try:
+                stale = await connection.can_read()
+            except RedisConnectionError:
+                stale = True
+            if stale:
+                await connection.disconnect()
+                await connection.connect()
+                if await connection.can_read():
+                    raise RedisConnectionError("Connection not ready")
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise CommandNotSent(str(exc)) from exc
+
     async def release(self, connection: Any) -> None:
         if self._queued or self._in_maintenance:
             await super().release(connection)  # wakes a queued caller
@@ -56,6 +132,35 @@ class QueueingPool(aioredis.BlockingConnectionPool):
         if connection.should_reconnect():
             await connection.disconnect()
         self._available_connections.append(connection)
+
+
+class ReconnectingRedis(aioredis.Redis):
+    """The client with the retry rule above; scripts safe to run twice are registered by their SHA."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.replay_safe: set[str] = set()
+
+    def _may_retry(self, args: tuple[Any, ...], exc: Exception) -> bool:
+        if self.connection is not None:  # a single-connection client: there is no fresh one to take
+            return False
+        if isinstance(exc, CommandNotSent):
+            return True
+        name = _name(args[0])
+        if name in SCRIPT_COMMANDS:
+            sha = args[1].decode() if isinstance(args[1], bytes) else str(args[1])
+            return sha in self.replay_safe
+        return name in READ_COMMANDS
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            if not self._may_retry(args, exc):
+                raise
+            # redis-py has closed the failed connection; the pool hands out a checked one.
+            log.info("redis: %s; %s retried once on a fresh connection", exc, _name(args[0]))
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
 def create_redis(url: str, max_connections: int = 64, wait_timeout: float = 5.0) -> aioredis.Redis:
@@ -68,8 +173,9 @@ def create_redis(url: str, max_connections: int = 64, wait_timeout: float = 5.0)
         max_connections=max_connections,
         timeout=wait_timeout,
         health_check_interval=30,
+        connection_class=CheckedConnection,  # rediss:// and unix:// keep their own class (no not-sent retry)
     )
-    return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
+    return ReconnectingRedis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
 def scripts_for(client: aioredis.Redis) -> Scripts:

@@ -27,6 +27,12 @@ def _load_sources() -> dict[str, str]:
 
 SOURCES: dict[str, str] = _load_sources()
 
+# Scripts whose second run answers what the first did, so a call whose connection failed after
+# sending may run again (voucherd.redis_client): read_state and customer_ids_claim_many only
+# read, or claim an id with HSETNX and read it back; floor only reads; apply_counters keeps
+# each commit's outcome under its commit record and answers that to a second run.
+REPLAY_SAFE = frozenset({"read_state", "customer_ids_claim_many", "floor", "apply_counters"})
+
 
 class _Timed:
     """A registered script whose round trips are measured (voucherd.instruments)."""
@@ -47,9 +53,11 @@ class Scripts:
     """``scripts.<name>(keys=[...], args=[...])`` runs ``lua/<name>.lua`` with EVALSHA."""
 
     def __init__(self, client: aioredis.Redis) -> None:
-        self._scripts: dict[str, _Timed] = {
-            name: _Timed(name, client.register_script(source)) for name, source in SOURCES.items()
-        }
+        registered = {name: client.register_script(source) for name, source in SOURCES.items()}
+        self._scripts: dict[str, _Timed] = {name: _Timed(name, script) for name, script in registered.items()}
+        replay_safe: set[str] | None = getattr(client, "replay_safe", None)  # redis_client.ReconnectingRedis
+        if replay_safe is not None:
+            replay_safe.update(registered[name].sha for name in REPLAY_SAFE)
 
     def __getattr__(self, name: str) -> _Timed:
         try:

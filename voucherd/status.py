@@ -1,4 +1,5 @@
-"""``voucherd status``: is storage up, how far behind are the workers, what is waiting."""
+"""``voucherd status``: the health report of ``GET /health`` (voucherd.health), each stream's
+length, lag, pending and dead letters, and the async actions waiting."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from voucherd import keys, redemption_records
-from voucherd.async_actions import STREAM as ASYNC_ACTIONS
+from voucherd import db, health, keys
 
-GROUP = "voucherd"  # the workers' consumer group (worker.loop.GROUP)
+GROUP = health.GROUP
 
 
 def _text(value: Any) -> str:
@@ -30,26 +30,26 @@ async def _stream(redis: aioredis.Redis, stream_key: str) -> dict[str, Any]:
     return info
 
 
-async def collect(redis: aioredis.Redis, conn: asyncpg.Connection) -> dict[str, Any]:
-    report: dict[str, Any] = {"redis": "ok", "postgres": "ok"}
-    try:
-        await redis.ping()
-    except Exception as exc:
-        report["redis"] = f"failing: {type(exc).__name__}: {exc}"
-    try:
+async def collect(redis: aioredis.Redis, database_url: str) -> dict[str, Any]:
+    """The report; PostgreSQL is reached here, so that its being down is reported rather than raised."""
+    conn: asyncpg.Connection | None = None
+
+    async def postgres() -> None:
+        nonlocal conn
+        conn = await db.connect(database_url)
         await conn.fetchval("SELECT 1")
-    except Exception as exc:
-        report["postgres"] = f"failing: {type(exc).__name__}: {exc}"
-    if report["redis"] != "ok":
+
+    try:
+        report = await health.report(redis, postgres)
+        if report["redis"] == health.OK:
+            report["streams"] = [await _stream(redis, key) for key in await health.stream_keys(redis)]
+        if report["postgres"] == health.OK and conn is not None:
+            rows = await conn.fetch(
+                "SELECT type, status, count(*) AS n FROM async_actions WHERE status IN ('ENQUEUED', 'IN_PROGRESS') "
+                "GROUP BY type, status ORDER BY type, status"
+            )
+            report["async_actions_waiting"] = [dict(r) for r in rows]
         return report
-    stream_keys = [keys.stream(ASYNC_ACTIONS)]
-    members = await redis.smembers(keys.stream_index(redemption_records.STREAM))
-    stream_keys += sorted(_text(m) for m in members)
-    report["streams"] = [await _stream(redis, key) for key in stream_keys]
-    if report["postgres"] == "ok":
-        rows = await conn.fetch(
-            "SELECT type, status, count(*) AS n FROM async_actions WHERE status IN ('ENQUEUED', 'IN_PROGRESS') "
-            "GROUP BY type, status ORDER BY type, status"
-        )
-        report["async_actions_waiting"] = [dict(r) for r in rows]
-    return report
+    finally:
+        if conn is not None:
+            await conn.close()

@@ -2,10 +2,15 @@
 
 Each stream has one consumer group (``voucherd``); every worker process is a
 consumer in it, so several processes share the work without double effects.
-A message is acknowledged only after its task finished. Messages left pending
-by a dead or failing consumer are re-claimed with XAUTOCLAIM once idle for
-``claim_idle_ms``; one delivered more than ``max_tries`` times moves to the
-stream's dead-letter stream instead of running again.
+A message is acknowledged only after its task finished.
+
+Each consumer beats a heartbeat (voucherd.heartbeats) from a task of its own. A consumer that
+starts, and every one about once a heartbeat interval, looks for consumers whose heartbeat is
+gone and takes over their pending messages at once (``take_over``: only entries still pending
+for the gone consumer, never a live one's). Messages a live consumer failed or deferred stay in
+its pending list and are re-claimed with XAUTOCLAIM once idle for ``claim_idle_ms``, which also
+catches what a consumer without a heartbeat left. One delivered more than ``max_tries`` times
+moves to the stream's dead-letter stream instead of running again.
 
 A task's stream is either one key, or a family of per-project keys (the ones a
 project's commit scripts append to, in that project's cluster slot) listed in a
@@ -25,7 +30,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from voucherd import keys, metrics
+from voucherd import heartbeats, keys, metrics
 from voucherd.messages import Message
 from worker.base import TRANSIENT_ERRORS, Registry, Retry, Task, TaskStatus, WorkerContext
 
@@ -52,6 +57,7 @@ class Consumer:
         claim_idle_ms: int = 30_000,
         block_ms: int = 1_000,
         discover_ms: int = 1_000,
+        heartbeat_ms: int = heartbeats.INTERVAL_MS,
     ) -> None:
         self.ctx = ctx
         self.redis: aioredis.Redis = ctx.redis
@@ -64,6 +70,10 @@ class Consumer:
         self._discovered_at = 0.0
         self._stopping = asyncio.Event()
         self._last_error: dict[str, str] = {}
+        self.heartbeat = heartbeats.Heartbeat(self.redis, self.name)
+        self.heartbeat_ms = heartbeat_ms
+        self._looked_for_gone_at: float | None = None
+        self.taken_over = 0  # messages taken over from gone consumers (for tests and logs)
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from ``run``."""
@@ -95,6 +105,21 @@ class Consumer:
 
     async def run(self, *, burst: bool = False) -> None:
         """Consume until ``stop()``; with ``burst``, until nothing is left to do."""
+        beating = asyncio.create_task(self._beat_until_stopped())
+        try:
+            await self.heartbeat.beat()  # before the first read creates this consumer in a group
+            await self._consume(burst)
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+            await self.heartbeat.stop()
+
+    async def _beat_until_stopped(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_ms / 1000)
+            await self.heartbeat.beat()
+
+    async def _consume(self, burst: bool) -> None:
         await self.discover(force=True)
         if not self.tasks:
             await self._stopping.wait()
@@ -119,7 +144,7 @@ class Consumer:
 
     async def poll_once(self) -> int:
         await self.discover()
-        handled = 0
+        handled = await self.take_over()
         for stream_key, task in list(self.streams.items()):
             handled += await self.reclaim(stream_key, task)
         block = self.block_ms if len(self.streams) == 1 and not self._stopping.is_set() else None
@@ -132,6 +157,50 @@ class Consumer:
                 messages = [Message.from_entry(i, f) for i, f in entries]
                 handled += await self.process(stream_key, task, messages)
         return handled
+
+    async def take_over(self, *, force: bool = False) -> int:
+        """Run the pending messages of consumers whose heartbeat is gone; at start, then once an interval."""
+        now = time.monotonic()
+        if (
+            not force
+            and self._looked_for_gone_at is not None
+            and now - self._looked_for_gone_at < self.heartbeat_ms / 1000
+        ):
+            return 0
+        self._looked_for_gone_at = now
+        found = await heartbeats.consumers(self.redis, trust_expiry=self.heartbeat.trusted)
+        handled = 0
+        for gone in found.gone:
+            if gone == self.name:
+                continue
+            taken = 0
+            for stream_key, task in list(self.streams.items()):
+                taken += await self._take_over_stream(stream_key, task, gone)
+            await heartbeats.forget(self.redis, gone)
+            if taken:
+                log.warning("worker: consumer %s is gone; took over its %d pending message(s)", gone, taken)
+            handled += taken
+        self.taken_over += handled
+        return handled
+
+    async def _take_over_stream(self, stream_key: str, task: Task, gone: str) -> int:
+        taken = 0
+        while True:
+            try:
+                reply: Any = await self.ctx.scripts.stream_take_over(
+                    keys=[stream_key], args=[GROUP, gone, self.name, task.batch_size]
+                )
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):  # the stream went away since we discovered it
+                    return taken
+                raise
+            found, claimed = int(reply[0]), reply[1]
+            entries = [(entry[0], dict(zip(entry[1][::2], entry[1][1::2], strict=True))) for entry in claimed]
+            if entries:
+                await self._run_claimed(stream_key, task, entries)
+            taken += len(entries)
+            if found < task.batch_size:
+                return taken
 
     async def _has_pending(self) -> bool:
         for stream_key in self.streams:
@@ -148,6 +217,11 @@ class Consumer:
         entries = [(i, f) for i, f in reply[1] if f is not None]
         if not entries:
             return 0
+        await self._run_claimed(stream_key, task, entries)
+        return len(entries)
+
+    async def _run_claimed(self, stream_key: str, task: Task, entries: list[tuple[Any, Any]]) -> None:
+        """Entries just claimed by this consumer: dead-letter those tried too often, run the rest."""
         first, last = entries[0][0], entries[-1][0]
         pending: Any = await self.redis.xpending_range(
             stream_key, GROUP, min=first, max=last, count=len(entries), consumername=self.name
@@ -163,7 +237,6 @@ class Consumer:
                 runnable.append(Message.from_entry(entry_id, fields))
         if runnable:
             await self.process(stream_key, task, runnable)
-        return len(entries)
 
     async def dead_letter(self, stream_key: str, task: Task, message_id: str, tries: int) -> None:
         reason = self._last_error.pop(message_id, f"delivered {tries} times without success")

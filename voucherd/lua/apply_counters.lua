@@ -15,6 +15,10 @@
 --            and a commit consumes them)
 --   until    session expiry, epoch ms as a string (LOCK mode)
 --   stream   KEYS index of the stream for the event, 0 for none
+--   record   KEYS index of the commit record, 0 for none; record_ms its lifetime (ms, a string).
+--            The outcome is stored there in the same atomic step, and a second run with the same
+--            record answers it without moving anything: a commit retried after a lost reply
+--            (voucherd.redis_client) is applied once.
 --   groups   [{reason, ops: [[key index, field, delta, max, max field, min, lock zset key index,
 --            lock amounts key index, reason], ...]}, ...]
 --            Numbers are strings ("" = absent). max/min bound the field's value after the delta;
@@ -29,6 +33,20 @@
 local plan = cjson.decode(ARGV[1])
 local mode, now, session = plan.mode, tonumber(plan.now), plan.session
 local lock_until, stream_index, common = plan['until'], tonumber(plan.stream), ARGV[2]
+local record_index = tonumber(plan.record or 0)
+
+if record_index > 0 then
+  local first = redis.call('GET', KEYS[record_index])
+  if first then return first end
+end
+
+local function finish(results)
+  local encoded = cjson.encode(results)
+  if record_index > 0 then
+    redis.call('SET', KEYS[record_index], encoded, 'PX', plan.record_ms)
+  end
+  return encoded
+end
 
 local function num(value)
   if value == nil or value == '' then return nil end
@@ -137,7 +155,7 @@ if mode == 'ALL' and not all_ok then
   for g, r in ipairs(results) do
     if r == 'ok' then results[g] = 'preceding_validation_failed' end
   end
-  return cjson.encode(results)
+  return finish(results)
 end
 
 for g, group in ipairs(groups) do
@@ -158,4 +176,4 @@ if stream_index > 0 and #applied > 0 then
   local event = '{' .. common .. ',"applied":[' .. table.concat(applied, ',') .. ']}'
   redis.call('XADD', KEYS[stream_index], '*', 'data', event)
 end
-return cjson.encode(results)
+return finish(results)
