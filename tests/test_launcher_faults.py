@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from tests.processes import children, cmdline, listens_on, processes_with_env, w
 from tests.services import scratch_dir
 from tests.test_launcher import launched
 from tests.worker.test_faults import Answer, Load, assert_reconciled, books, create_voucher
+from voucherd import heartbeats
 from voucherd.localstack import PostgresServer, RedisServer, free_port, port_is_free
 from voucherd.settings import Settings
 
@@ -114,8 +116,15 @@ def worker_victim(s: Stack) -> int:
 
 
 def worker_back(s: Stack, killed: int) -> bool:
+    """A new worker runs its loop: it has announced itself with its heartbeat."""
     pid = s.child("-m worker")
-    return pid is not None and pid != killed
+    if pid is None or pid == killed:
+        return False
+    client = redis.Redis.from_url(s.settings.redis_url, socket_timeout=1)
+    try:
+        return bool(client.exists(heartbeats.heartbeat_key(f"{socket.gethostname()}-{pid}")))
+    finally:
+        client.close()
 
 
 def server_victim(s: Stack) -> int:
