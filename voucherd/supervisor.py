@@ -33,7 +33,7 @@ class Backoff:
     first: float = 0.5
     cap: float = 30.0
     # A part that ran at least this long before dying is not in a crash loop: start over at `first`.
-    stable: float = 30.0
+    stable: float = 10.0
     _next: float = field(default=0.0, init=False)
 
     def delay(self, uptime: float) -> float:
