@@ -164,7 +164,11 @@ class Supervisor:
 
     def add_store(self, store: Store) -> None:
         """Start a store now; a failure here (at launch) is the caller's to report."""
-        store.start()
+        try:
+            store.start()
+        except BaseException:
+            store.finish_stop()  # a server that started but never answered must not stay behind
+            raise
         self.stores.append(store)
 
     def add_child(self, child: Child) -> None:
