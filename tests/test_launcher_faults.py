@@ -87,13 +87,13 @@ def stack(log: Path) -> Iterator[Stack]:
         env = {"VOUCHERD_SERVER_PROCESSES": "2"}
         try:
             with launched(data_dir, port, env, output=log) as launcher:
-                keys = json.loads((data_dir / "credentials.json").read_text())
+                credentials = json.loads((data_dir / "credentials.json").read_text())
                 ports = json.loads((data_dir / "ports.json").read_text())
                 settings = Settings(
                     redis_url=RedisServer(data_dir / "redis", ports["redis"]).url,
                     database_url=PostgresServer(data_dir / "postgres", ports["postgres"]).url,
                 )
-                headers = {"X-App-Id": keys["app_id"], "X-App-Token": keys["app_token"]}
+                headers = {"X-App-Id": credentials["app_id"], "X-App-Token": credentials["app_token"]}
                 yield Stack(launcher, data_dir, port, headers, settings)
                 # Ctrl-C / SIGTERM still stops everything, restarted parts included.
                 launcher.send_signal(signal.SIGTERM)
@@ -282,6 +282,7 @@ def failures_after_recovery(load: Load, rounds: list[Round]) -> list[tuple[float
 # --- the test ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(240)  # about 30 s each; the waits allow for much more on a loaded machine
 @pytest.mark.parametrize("part", list(PARTS))
 def test_the_stack_heals_after_kill_9(part: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "voucherd-run.log"
@@ -312,7 +313,6 @@ def test_the_stack_heals_after_kill_9(part: str, tmp_path: Path, capsys: pytest.
 
         ids = acknowledged(load)
         wait_until(lambda: stored(s.settings, ids) == len(ids), PERSIST_S, "acknowledged redemptions missing")
-        assert time.monotonic() - ended_at <= PERSIST_S
         unanswered = sum(n for outcome, n in load.statuses.items() if outcome not in (200, 400))
         project_id = json.loads((s.data_dir / "credentials.json").read_text())["project_id"]
         # Events nobody got an answer for, and acknowledgements lost with Redis, may stay pending until
