@@ -74,7 +74,9 @@ def wait_dead(pid: int, timeout: float = 10) -> None:
 
 
 def processes_with_env(name: str, value: str) -> list[int]:
-    """Running processes whose environment has ``name=value``: what a launcher started, and their children."""
+    """Running processes whose environment has ``name=value``: what a launcher started, and their children.
+    Servers that write their process title over it (redis-server, PostgreSQL's backends) do not show
+    it: check that their ports are free instead."""
     wanted = f"{name}={value}".encode()
     found = []
     for entry in os.listdir("/proc"):

@@ -103,6 +103,7 @@ def stack(log: Path) -> Iterator[Stack]:
             for pid in left:  # never leave them to the next test, even when this one failed
                 os.kill(pid, signal.SIGKILL)
         assert not left, [cmdline(pid) for pid in left]
+        # Redis and PostgreSQL (whose titles hide their environment): nothing listens on their ports.
         assert port_is_free(port) and port_is_free(ports["redis"]) and port_is_free(ports["postgres"])
 
 
