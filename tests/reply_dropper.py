@@ -3,7 +3,8 @@
 It forwards bytes both ways unchanged. Armed with a marker, the first connection whose request
 contains it becomes the victim: its reply arrives from Redis (so the command ran), is held back,
 and once the test releases it the client's connection is closed instead of the reply delivered.
-That is the one failure a client cannot resolve by itself: sent, applied, answer lost.
+That is the one failure a client cannot resolve by itself: sent, applied, answer lost. It can also
+refuse connections (accept and close at once), a failure before any command was sent.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ class ReplyDropper:
         self.upstream_port = upstream_port
         self.port = 0
         self.connections = 0  # client connections accepted so far
+        self.refuse = 0  # this many next connections are closed as soon as they are accepted
         self._server: asyncio.Server | None = None
         self._marker: bytes | None = None
         self.reply_held = asyncio.Event()  # set when Redis has answered the victim's command
@@ -43,6 +45,10 @@ class ReplyDropper:
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        if self.refuse > 0:
+            self.refuse -= 1
+            client_writer.close()
+            return
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         except OSError:

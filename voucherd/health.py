@@ -64,10 +64,13 @@ async def stream_lag(redis: aioredis.Redis) -> dict[str, Any]:
     """Totals over the streams: messages not yet read (lag), read but not finished (pending), oldest age."""
     lag = pending = 0
     oldest: int | None = None
-    for stream_key in await stream_keys(redis):
-        try:
-            groups: Any = await redis.xinfo_groups(stream_key)
-        except aioredis.ResponseError:  # no stream yet: nothing waits
+    names = await stream_keys(redis)
+    async with redis.pipeline(transaction=False) as pipe:  # one round trip, however many projects
+        for stream_key in names:
+            pipe.xinfo_groups(stream_key)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+    for stream_key, groups in zip(names, replies, strict=True):
+        if isinstance(groups, Exception):  # no stream yet: nothing waits
             continue
         group = next((g for g in groups if _text(g.get("name")) == GROUP), None)
         if group is None:

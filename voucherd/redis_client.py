@@ -61,11 +61,19 @@ class CheckedConnection(aioredis.Connection):
     """A connection that tells a failure before writing a command from one after it."""
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        # Connecting, the health-check PING and the write all happen here, before the command
-        # can have reached Redis. A write that fails has failed as a whole: asyncio drops data
-        # written to a lost connection, and Redis never runs a command it did not read in full.
+        # Connecting and the health-check PING come first: a failure there (a refusal, a
+        # timeout) is before the command left. A write that fails has failed as a whole:
+        # asyncio drops data written to a lost connection, and Redis never runs a command it
+        # did not read in full. A write that timed out may have gone out, so it is not wrapped.
         try:
-            await super().send_packed_command(command, check_health)
+            if not self.is_connected:
+                await self.connect_check_health(check_health=False)
+            if check_health:
+                await self.check_health()  # type: ignore[no-untyped-call]
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise CommandNotSent(str(exc)) from exc
+        try:
+            await super().send_packed_command(command, check_health=False)
         except (RedisConnectionError, OSError) as exc:
             raise CommandNotSent(str(exc)) from exc
 

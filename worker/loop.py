@@ -9,8 +9,10 @@ starts, and every one about once a heartbeat interval, looks for consumers whose
 gone and takes over their pending messages at once (``take_over``: only entries still pending
 for the gone consumer, never a live one's). Messages a live consumer failed or deferred stay in
 its pending list and are re-claimed with XAUTOCLAIM once idle for ``claim_idle_ms``, which also
-catches what a consumer without a heartbeat left. One delivered more than ``max_tries`` times
-moves to the stream's dead-letter stream instead of running again.
+catches what a consumer without a heartbeat left; a batch still being worked on is kept from
+looking idle (``_touch_in_hand``, every heartbeat), so a long batch is never re-claimed from its
+live consumer. One delivered more than ``max_tries`` times moves to the stream's dead-letter
+stream instead of running again.
 
 A task's stream is either one key, or a family of per-project keys (the ones a
 project's commit scripts append to, in that project's cluster slot) listed in a
@@ -74,6 +76,7 @@ class Consumer:
         self.heartbeat_ms = heartbeat_ms
         self._looked_for_gone_at: float | None = None
         self.taken_over = 0  # messages taken over from gone consumers (for tests and logs)
+        self._in_hand: dict[str, set[str]] = {}  # stream key -> ids a task is working on now
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from ``run``."""
@@ -117,7 +120,18 @@ class Consumer:
     async def _beat_until_stopped(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_ms / 1000)
-            await self.heartbeat.beat()
+            if await self.heartbeat.beat():
+                await self._touch_in_hand()
+
+    async def _touch_in_hand(self) -> None:
+        """Keep the batches we are working on from looking idle to other workers' re-claim."""
+        for stream_key, ids in list(self._in_hand.items()):
+            if not ids:
+                continue
+            try:
+                await self.ctx.scripts.stream_touch(keys=[stream_key], args=[GROUP, self.name, *sorted(ids)])
+            except Exception as exc:  # Redis away: the batch waits for it as well
+                log.warning("worker %s: could not touch the messages in hand: %s", self.name, exc)
 
     async def _consume(self, burst: bool) -> None:
         await self.discover(force=True)
@@ -167,16 +181,21 @@ class Consumer:
             and now - self._looked_for_gone_at < self.heartbeat_ms / 1000
         ):
             return 0
+        starting = self._looked_for_gone_at is None
         self._looked_for_gone_at = now
         found = await heartbeats.consumers(self.redis, trust_expiry=self.heartbeat.trusted)
+        gones = [name for name in found.gone if name != self.name]
+        if starting:
+            # A process that just started holds nothing: entries pending under its name were left by
+            # an earlier process that had the same name (the same pid, as in a restarted container).
+            gones.append(self.name)
         handled = 0
-        for gone in found.gone:
-            if gone == self.name:
-                continue
+        for gone in gones:
             taken = 0
             for stream_key, task in list(self.streams.items()):
                 taken += await self._take_over_stream(stream_key, task, gone)
-            await heartbeats.forget(self.redis, gone)
+            if gone != self.name:
+                await heartbeats.forget(self.redis, gone)
             if taken:
                 log.warning("worker: consumer %s is gone; took over its %d pending message(s)", gone, taken)
             handled += taken
@@ -195,7 +214,8 @@ class Consumer:
                     return taken
                 raise
             found, claimed = int(reply[0]), reply[1]
-            entries = [(entry[0], dict(zip(entry[1][::2], entry[1][1::2], strict=True))) for entry in claimed]
+            # An entry trimmed from the stream meanwhile comes back empty (older Redis) or not at all.
+            entries = [(e[0], dict(zip(e[1][::2], e[1][1::2], strict=True))) for e in claimed if e and e[1]]
             if entries:
                 await self._run_claimed(stream_key, task, entries)
             taken += len(entries)
@@ -251,6 +271,14 @@ class Consumer:
         )  # fmt: skip
 
     async def process(self, stream_key: str, task: Task, messages: list[Message]) -> int:
+        in_hand = self._in_hand.setdefault(stream_key, set())
+        in_hand.update(m.id for m in messages)
+        try:
+            return await self._process(stream_key, task, messages)
+        finally:
+            in_hand.difference_update(m.id for m in messages)
+
+    async def _process(self, stream_key: str, task: Task, messages: list[Message]) -> int:
         started = time.perf_counter()
         backoff = 0.2
         while True:

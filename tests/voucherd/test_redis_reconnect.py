@@ -122,6 +122,22 @@ def test_a_write_that_may_have_applied_is_not_retried(server: RedisServer) -> No
     assert asyncio.run(main()) == 1  # applied once; the caller was told it failed, nothing ran twice
 
 
+def test_a_write_that_never_left_is_retried(server: RedisServer) -> None:
+    async def main() -> tuple[int, int]:
+        proxy = ReplyDropper(server.port)
+        await proxy.start()
+        client = create_redis(proxy.url)
+        try:
+            proxy.refuse = 1  # the first connection dies while connecting: INCR was never written
+            assert await client.incr("n") == 1
+            return int(await client.get("n") or 0), proxy.connections
+        finally:
+            await client.aclose()
+            await proxy.close()
+
+    assert asyncio.run(main()) == (1, 2)  # ran once, on the second connection
+
+
 def test_a_read_whose_reply_was_lost_is_retried(server: RedisServer) -> None:
     async def main() -> tuple[dict[bytes, bytes], int]:
         proxy = ReplyDropper(server.port)

@@ -8,12 +8,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from voucherd import keys
+from voucherd import heartbeats, keys
 from voucherd.messages import Message, StreamAnnouncer, encode, publish
 from voucherd.redis_client import scripts_for
 from voucherd.settings import Settings
@@ -224,3 +225,56 @@ def test_a_lost_connection_is_retried_in_place_without_counting_as_a_try(setting
 
     assert run(settings, scenario) == (0, 0)
     assert calls == [1, 1, 1, 1]
+
+
+def test_entries_left_under_this_consumers_own_name_are_taken_at_start(settings: Settings) -> None:
+    """A restarted container's worker often has its predecessor's pid, hence its consumer name."""
+    seen: list[int] = []
+    registry = Registry()
+
+    @registry.task(STREAM)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        seen.extend(m.payload["n"] for m in messages)
+
+    async def scenario(client: aioredis.Redis) -> int:
+        successor = consumer(client, registry, name="same", claim_idle_ms=600_000)
+        await successor.ensure_groups()
+        for n in range(3):
+            await publish(client, STREAM, {"n": n})
+        taken = await client.xreadgroup(GROUP, "same", {keys.stream(STREAM): ">"}, count=10)  # then it died
+        assert len(taken[0][1]) == 3
+        await asyncio.wait_for(successor.run(burst=True), 10)  # the idle timeout is ten minutes
+        return await pending_count(client)
+
+    assert run(settings, scenario) == 0
+    assert seen == [0, 1, 2]
+
+
+def test_a_consumer_whose_heartbeat_expired_is_taken_over_and_forgotten(settings: Settings) -> None:
+    seen: list[int] = []
+    registry = Registry()
+
+    @registry.task(STREAM)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        seen.extend(m.payload["n"] for m in messages)
+
+    async def scenario(client: aioredis.Redis) -> tuple[float, int, list[Any], set[bytes]]:
+        live = consumer(client, registry, name="live", claim_idle_ms=600_000)
+        await live.ensure_groups()
+        assert await heartbeats.Heartbeat(client, "elsewhere").beat()
+        for n in range(3):
+            await publish(client, STREAM, {"n": n})
+        await client.xreadgroup(GROUP, "elsewhere", {keys.stream(STREAM): ">"}, count=10)
+        await client.delete(heartbeats.heartbeat_key("elsewhere"))  # its TTL ran out: it is gone
+        started = time.monotonic()
+        await asyncio.wait_for(live.run(burst=True), 15)
+        took = time.monotonic() - started
+        consumers = await client.xinfo_consumers(keys.stream(STREAM), GROUP)
+        return took, await pending_count(client), consumers, await client.smembers(heartbeats.names_key())
+
+    took, pending, consumers, names = run(settings, scenario)
+    assert pending == 0 and seen == [0, 1, 2]
+    # An expired key is believed once our own beats have reached Redis for a while, not before.
+    assert heartbeats.TRUST_AFTER_MS / 1000 <= took < heartbeats.TRUST_AFTER_MS / 1000 + 3
+    assert [c["name"] for c in consumers] == [b"live"]  # the gone consumer left the group
+    assert names == {b"live"}  # and the heartbeat registry (live, stopped, waits for whoever comes next)

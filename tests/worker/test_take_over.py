@@ -103,6 +103,8 @@ def test_a_killed_workers_messages_are_taken_over_at_once(
 def test_a_live_workers_messages_in_hand_are_never_taken(
     settings: Settings, project: ProjectKeys, tmp_path: Path
 ) -> None:
+    # An idle timeout far shorter than the batch is held: without the touches B would re-claim it.
+    settings = settings.with_(worker_claim_idle_ms=2_500)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     with serve(settings, tmp_path / "server.log") as url:
         create_voucher(url, project.headers)
