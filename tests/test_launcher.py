@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,14 +38,32 @@ def call(method: str, url: str, headers: dict[str, str] | None = None, body: Any
 
 @contextmanager
 def voucherd_run(data_dir: Path, port: int, **extra_env: str) -> Iterator[subprocess.Popen[bytes]]:
+    with launched(data_dir, port, extra_env) as proc:
+        yield proc
+
+
+@contextmanager
+def launched(
+    data_dir: Path, port: int, extra_env: Mapping[str, str], output: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``voucherd run`` (as ``make run`` starts it), once healthy. Its output is piped, or appended to
+    ``output``: a long run must not fill a pipe that nobody reads."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VOUCHERD_", "REDIS_URL", "DATABASE_URL"))}
-    env.update(VOUCHERD_DATA_DIR=str(data_dir), VOUCHERD_PORT=str(port), VOUCHERD_SERVER_PROCESSES="1", **extra_env)
-    proc = subprocess.Popen([sys.executable, "-m", "voucherd.cli", "run"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)  # fmt: skip
+    env.update({"VOUCHERD_DATA_DIR": str(data_dir), "VOUCHERD_PORT": str(port), "VOUCHERD_SERVER_PROCESSES": "1",
+                **extra_env})  # fmt: skip
+    with open(output, "ab") if output is not None else contextlib.nullcontext(subprocess.PIPE) as out:
+        proc = subprocess.Popen([sys.executable, "-m", "voucherd.cli", "run"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+
+    def said() -> str:
+        if output is not None:
+            return output.read_text(errors="replace")[-5000:]
+        return proc.stdout.read().decode() if proc.stdout else ""
+
     try:
         deadline = time.monotonic() + 90
         while True:
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert proc.poll() is None, said()
             try:
                 if call("GET", f"http://127.0.0.1:{port}/health")[0] == 200:
                     break

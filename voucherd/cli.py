@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from voucherd.platform import db, projects
 from voucherd.platform.localstack import LocalStackError, PortBook, PostgresServer, RedisServer
 from voucherd.platform.logs import configure_logging
 from voucherd.platform.settings import Settings, SettingsError
+from voucherd.platform.supervisor import Child, Store, Supervisor
 
 log = logging.getLogger("voucherd")
 
@@ -193,6 +193,9 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     from granian.constants import Interfaces, Loops
 
     _prepare_metrics_dir(settings)
+    # Imported once here, after the metrics folder is set: granian forks its workers from this process,
+    # so a worker that is respawned after a crash serves about a second sooner.
+    import server.app  # noqa: F401
 
     Granian(
         "server.app:create_app",
@@ -204,6 +207,9 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
         loop=Loops.uvloop,
         log_enabled=True,
         backlog=2048,
+        # A worker process that dies is replaced (granian's own crash-loop guard stops the server when the
+        # same worker dies again within seconds; then `voucherd run` or systemd restarts the server).
+        respawn_failed_workers=True,
         # A worker that has not stopped this long after SIGTERM is killed, so the server always
         # exits (and never leaves a worker behind without its parent).
         workers_kill_timeout=SERVER_STOP_SECONDS,
@@ -225,14 +231,17 @@ def _fixed(key_id: str, token: str) -> projects.KeyPair | None:
     return projects.KeyPair(key_id, token) if key_id and token else None
 
 
-async def _prepare_database(settings: Settings, credentials_file: Path) -> dict[str, Any]:
+async def _prepare_database(settings: Settings, credentials_file: Path, *, own_server: bool) -> dict[str, Any]:
     """Migrate, make sure the default project and a management key exist; return the keys to print."""
     saved: dict[str, Any] = {}
     if credentials_file.exists():
         saved = json.loads(credentials_file.read_text())
     conn = await db.connect(settings.database_url)
     try:
-        await db.migrate(conn)
+        if await db.migrate(conn) and own_server:
+            # Otherwise a crash in the next minutes replays the whole schema's creation, and the
+            # checkpoint that ends crash recovery writes and syncs hundreds of files: seconds of outage.
+            await conn.execute("CHECKPOINT")
         project, app_key = await projects.ensure_default_project(conn, _fixed(settings.app_id, settings.app_token))
         if app_key is not None:
             saved["app_id"], saved["app_token"] = app_key.key_id, app_key.token
@@ -249,42 +258,11 @@ async def _prepare_database(settings: Settings, credentials_file: Path) -> dict[
     return saved
 
 
-class Stack:
-    """The processes ``voucherd run`` owns, stopped in reverse order of start."""
-
-    def __init__(self) -> None:
-        self.servers: list[RedisServer | PostgresServer] = []
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.children.append((name, proc))
-
-    def dead_child(self) -> str | None:
-        for name, proc in self.children:
-            if proc.poll() is not None:
-                return f"{name} exited with code {proc.returncode}"
-        return None
-
-    def stop(self) -> None:
-        for _name, proc in reversed(self.children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _name, proc in reversed(self.children):
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for server in reversed(self.servers):
-            server.stop()
-
-
 def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     ports = PortBook(data_dir / "ports.json")
-    stack = Stack()
+    stack = Supervisor()
     stopping = False
 
     def request_stop(signum: int, _frame: Any) -> None:
@@ -297,32 +275,29 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
         if not settings.redis_url:
             redis = RedisServer(data_dir / "redis", ports.port_for("redis", data_dir / "redis" / "redis.pid"),
                                 appendonly=True, appendfsync=settings.redis_appendfsync)  # fmt: skip
-            redis.start()
-            stack.servers.append(redis)
+            stack.add_store(Store("redis", redis))
             settings = settings.with_(redis_url=redis.url)
             log.info("redis-server on %s (AOF, appendfsync %s), data in %s", redis.url, settings.redis_appendfsync,
                      redis.directory)  # fmt: skip
         if not settings.database_url:
             pg_dir = data_dir / "postgres"
             postgres = PostgresServer(pg_dir, ports.port_for("postgres", pg_dir / "postmaster.pid"))
-            postgres.start()
-            stack.servers.append(postgres)
+            stack.add_store(Store("postgres", postgres))
             settings = settings.with_(database_url=postgres.url)
             log.info("postgres on %s, data in %s", postgres.url, postgres.directory)
-        keys = asyncio.run(_prepare_database(settings, data_dir / "credentials.json"))
+        own_postgres = any(store.name == "postgres" for store in stack.stores)
+        keys = asyncio.run(_prepare_database(settings, data_dir / "credentials.json", own_server=own_postgres))
 
         env = {**os.environ, **settings.to_env()}
-        stack.spawn("server", [sys.executable, "-m", "voucherd.cli", "serve"], env)
+        stack.add_child(Child("server", [sys.executable, "-m", "voucherd.cli", "serve"], env))
         for n in range(settings.worker_processes):
-            stack.spawn(f"worker {n + 1}", [sys.executable, "-m", "worker"], env)
+            stack.add_child(Child(f"worker {n + 1}", [sys.executable, "-m", "worker"], env))
         _print_banner(settings, keys, data_dir / "credentials.json")
 
+        # From here on a part that dies is restarted (voucherd/supervisor.py); only a signal stops the stack.
         while not stopping:
-            problem = stack.dead_child()
-            if problem:
-                log.error("%s; stopping everything", problem)
-                return 1
-            time.sleep(0.2)
+            stack.check()
+            time.sleep(0.1)
         log.info("stopping")
         return 0
     except LocalStackError as exc:

@@ -25,6 +25,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.TooManyConnectionsError,
     asyncpg.CannotConnectNowError,
+    # A connection PostgreSQL dropped in the middle of a statement can be handed out once more before
+    # asyncpg notices it closed; using it raises "cannot switch to state ...; another operation is in
+    # progress". The retry gets a fresh connection (seen when PostgreSQL is killed under load).
+    asyncpg.InternalClientError,
     ConnectionError,
     TimeoutError,
     OSError,

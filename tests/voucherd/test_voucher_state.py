@@ -1,4 +1,4 @@
-"""voucherd.voucher_state against real Redis and PostgreSQL: reload once, never clobber, remember unknowns."""
+"""voucherd.definitions.voucher_state against real Redis and PostgreSQL: reload once, never clobber, remember unknowns."""
 
 from __future__ import annotations
 

@@ -93,9 +93,20 @@ def new_project(settings: Settings) -> ProjectKeys:
 # --- load ----------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Answer:
+    sent_at: float  # time.monotonic()
+    answered_at: float
+    outcome: int | str  # the HTTP status, or the name of the exception that took its place
+    redemption_id: str | None = None  # of a successful redemption
+    detail: str = ""  # the exception's message, or the error body's key
+
+
 @dataclass
 class Load:
-    """Redemptions sent from a background thread at a steady rate; answers are collected as they come."""
+    """Redemptions sent from a background thread at a steady rate; answers are collected as they come.
+
+    It stops after ``total`` requests or, sooner, once ``stop()`` is called."""
 
     url: str
     headers: dict[str, str]
@@ -104,13 +115,18 @@ class Load:
     concurrency: int = 32
     ok_ids: list[str] = field(default_factory=list)
     statuses: Counter[int | str] = field(default_factory=Counter)
+    answers: list[Answer] = field(default_factory=list)
     sent: int = 0
     thread: threading.Thread | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> Load:
         self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
         self.thread.start()
         return self
+
+    def stop(self) -> None:
+        self.stopping.set()
 
     def join(self, timeout: float = 60) -> None:
         assert self.thread is not None
@@ -124,21 +140,32 @@ class Load:
         started = time.monotonic()
 
         async def one(client: httpx2.AsyncClient) -> None:
+            sent_at = time.monotonic()
+            outcome: int | str
+            redemption_id, detail = None, ""
             try:
                 response = await client.post("/v1/redemptions", json=body)
             except httpx2.HTTPError as exc:
-                self.statuses[type(exc).__name__] += 1
+                outcome, detail = type(exc).__name__, repr(exc.__context__ or exc)
             else:
-                self.statuses[response.status_code] += 1
+                outcome = response.status_code
                 if response.status_code == 200:
-                    self.ok_ids.append(response.json()["redemptions"][0]["id"])
+                    redemption_id = response.json()["redemptions"][0]["id"]
+                    self.ok_ids.append(redemption_id)
+                elif response.status_code >= 500:
+                    detail = response.text[:300]
             finally:
                 gate.release()
+            self.statuses[outcome] += 1
+            self.answers.append(Answer(sent_at, time.monotonic(), outcome, redemption_id, detail))
 
         async with httpx2.AsyncClient(base_url=self.url, headers=self.headers, limits=limits, timeout=10) as client:
             pending = []
             for i in range(self.total):
                 await gate.acquire()
+                if self.stopping.is_set():
+                    gate.release()
+                    break
                 pause = started + i / self.rate - time.monotonic()
                 if pause > 0:
                     await asyncio.sleep(pause)

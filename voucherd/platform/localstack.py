@@ -235,6 +235,10 @@ class PostgresServer:
         ]  # fmt: skip
         if not self.durable:
             options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        elif self._major_version() >= 14:
+            # After a crash PostgreSQL first makes the whole data folder durable. One syncfs() instead of
+            # an fsync() per file brings a killed server back in well under a second instead of seconds.
+            options += ["-c", "recovery_init_sync_method=syncfs"]
         with open(logfile, "ab") as out:
             self.proc = subprocess.Popen(
                 [*self._as_owner(), str(bindir / "postgres"), "-D", str(self.directory.resolve()),
@@ -243,6 +247,12 @@ class PostgresServer:
             )  # fmt: skip
         _wait_for_port(self.port, self.proc, "postgres", logfile, timeout)
         self._ensure_database(bindir, timeout)
+
+    def _major_version(self) -> int:
+        try:
+            return int((self.directory / "PG_VERSION").read_text().strip())
+        except (OSError, ValueError):
+            return 0
 
     def _ensure_database(self, bindir: Path, timeout: float) -> None:
         # The port answers a little before the server accepts queries; retry while it starts up.
