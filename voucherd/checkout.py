@@ -19,7 +19,15 @@ import asyncpg
 import redis.asyncio as aioredis
 
 import engine
-from voucherd import counters, instruments, keys, live_state, redemption_counters, redemption_records
+from voucherd import (
+    counters,
+    instruments,
+    keys,
+    live_state,
+    pending_redemptions,
+    redemption_counters,
+    redemption_records,
+)
 from voucherd.counters import Group, Op
 from voucherd.errors import InvalidPayload, VoucherdError
 from voucherd.hot_definitions import DefinitionsCache, ProjectDefinitions
@@ -448,6 +456,7 @@ async def redeem(services: Services, project_id: str, request: RedeemRequest, *,
         session_key=request.session.key or "" if request.session else "",
         stream_key=stream_key,
         event=event,
+        record=pending_redemptions.record(event),  # readable at once, before the worker persists it
     )
     failed = {i: outcome for i, outcome in enumerate(outcomes) if outcome != counters.OK}
     inapplicable = list(result.get("inapplicable_redeemables") or [])

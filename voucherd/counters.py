@@ -39,6 +39,19 @@ class Group:
     event: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Record:
+    """Where the commit keeps its event readable until the worker persists it (read-your-writes).
+
+    ``home`` is the field holding the event; ``refs`` and the id of each applied group's event
+    point at it. See voucherd.pending_redemptions.
+    """
+
+    key: str
+    home: str
+    refs: tuple[str, ...] = ()
+
+
 def _opt(value: int | None) -> str:
     return "" if value is None else str(value)
 
@@ -53,6 +66,7 @@ async def apply(
     lock_until_ms: int = 0,
     stream_key: str | None = None,
     event: dict[str, Any] | None = None,
+    record: Record | None = None,
 ) -> list[str]:
     """Run the groups; return, per group, ``"ok"`` or the reason it did not apply."""
     if not groups:
@@ -69,7 +83,7 @@ async def apply(
         return key_index[key]
 
     stream = index(stream_key) if stream_key else 0
-    plan = {
+    plan: dict[str, Any] = {
         "mode": mode,
         "now": str(now_ms),
         "session": session_key,
@@ -96,6 +110,10 @@ async def apply(
             for group in groups
         ],
     }
+    if record is not None and stream:
+        plan.update(record=index(record.key), home=record.home, refs=list(record.refs))
+        for spec, group in zip(plan["groups"], groups, strict=True):
+            spec["id"] = str(group.event.get("id") or "")
     common = orjson.dumps(event or {})[1:-1] or b'"request":null'
     args: list[Any] = [orjson.dumps(plan), common, *(orjson.dumps(group.event) for group in groups)]
     raw = await scripts.apply_counters(keys=list(key_index), args=args)

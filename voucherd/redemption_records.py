@@ -29,6 +29,15 @@ from voucherd import loyalty_earning, referrals, webhooks
 STREAM = "redemptions"
 
 
+class OriginalNotPersisted(Exception):
+    """A rollback arrived before the redemption it rolls back is in PostgreSQL: try it again later.
+
+    Since read-your-writes (issue 17) a redemption can be rolled back before the worker persisted it,
+    and another worker may still hold that redemption's batch uncommitted. Refusing the rollback's
+    batch (and trying it later) keeps the two consistent whichever commits first.
+    """
+
+
 def finalize(event: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The parent (only with two or more children) and the children, linked to each other."""
     children = [dict(child) for child in event.get("applied") or []]
@@ -145,7 +154,20 @@ async def persist(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> int
                    WHERE project_id = $1 AND id = $2 AND status <> 'ROLLED_BACK'""",
                 rolled_back,
             )
+            await _require_rolled_back(conn, rolled_back)
     return len(inserted)
+
+
+async def _require_rolled_back(conn: asyncpg.Connection, rolled_back: list[tuple[str, str, str, str]]) -> None:
+    missing = await conn.fetch(
+        """SELECT r.id FROM unnest($1::text[], $2::text[]) AS r(project_id, id)
+           WHERE NOT EXISTS (SELECT 1 FROM redemptions x
+                             WHERE x.project_id = r.project_id AND x.id = r.id AND x.status = 'ROLLED_BACK')""",
+        [p for p, *_ in rolled_back],
+        [i for _, i, *_ in rolled_back],
+    )
+    if missing:
+        raise OriginalNotPersisted("not yet persisted: " + ", ".join(r["id"] for r in missing[:5]))
 
 
 async def _upsert_customers(conn: asyncpg.Connection, customers: dict[tuple[str, str], dict[str, Any]]) -> None:

@@ -21,6 +21,9 @@
 --            a max field names a field of the same hash holding the max ("" there = unlimited);
 --            a lock key pair makes live reservations of other sessions count as taken; an op's
 --            reason is reported when its guard fails ("" = the group's).
+--   record   (optional, read-your-writes) KEYS index of the pending-events HASH, 0 or absent for none;
+--            with it: home (the field that holds the event), refs (fields that hold "@" .. home), and
+--            per group an id (each applied group's id also holds "@" .. home)
 -- ARGV[2]  the event's common JSON part (an object's inside, without braces)
 -- ARGV[2 + g]  group g's event JSON (an object), appended to "applied" when the group applies
 --
@@ -157,5 +160,22 @@ end
 if stream_index > 0 and #applied > 0 then
   local event = '{' .. common .. ',"applied":[' .. table.concat(applied, ',') .. ']}'
   redis.call('XADD', KEYS[stream_index], '*', 'data', event)
+  -- Read-your-writes (issue 17): the event is readable by its ids until the worker has persisted it.
+  local record = tonumber(plan.record) or 0
+  if record > 0 then
+    local ref = '@' .. plan.home
+    local fields = { plan.home, event }
+    for _, field in ipairs(plan.refs) do
+      table.insert(fields, field)
+      table.insert(fields, ref)
+    end
+    for g, spec in ipairs(plan.groups) do
+      if results[g] == 'ok' and spec.id ~= '' then
+        table.insert(fields, spec.id)
+        table.insert(fields, ref)
+      end
+    end
+    redis.call('HSET', KEYS[record], unpack(fields))
+  end
 end
 return cjson.encode(results)
