@@ -41,7 +41,7 @@ ACTIVITY_PAGE_MAX = 100
 # --- customers ---
 
 
-def _summary(row: asyncpg.Record) -> dict[str, Any]:
+def _summary(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     count = row["orders_total_count"]
     return {
         "redemptions": {
@@ -67,7 +67,7 @@ def _summary(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def customer_view(row: asyncpg.Record) -> dict[str, Any]:
+def customer_view(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "source_id": row["source_id"],

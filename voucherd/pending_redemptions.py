@@ -8,7 +8,9 @@ readable record never diverge. After the worker has committed an event to Postgr
 event's fields (``forget``); a worker that dies in between replays the message, which changes
 nothing in PostgreSQL and deletes the fields then.
 
-Fields of a redemption event: the parent id (home) and each applied child's id. Fields of a rollback
+Fields of a redemption event: the parent id (home), each applied child's id, and ``cust:<id>`` and
+``ord:<id>`` of its customer and order (the last event naming one wins the field; deleting it with an
+older event is harmless, as that event's commit already wrote the customer or order). Fields of a rollback
 event: ``rb:<id rolled back>`` of the redemption whose guard it took (home), ``rb:<id>`` of every other
 redemption it rolls back, and the id of each rollback (and of the parent rollback).
 
@@ -31,6 +33,8 @@ from voucherd.counters import Record
 from voucherd.redemption_records import finalize
 
 ROLLBACK_PREFIX = "rb:"
+CUSTOMER_PREFIX = "cust:"  # the customer a redemption named (its id), until the worker has written it
+ORDER_PREFIX = "ord:"
 
 
 def _home_and_refs(event: dict[str, Any]) -> tuple[str, list[str]]:
@@ -41,7 +45,11 @@ def _home_and_refs(event: dict[str, Any]) -> tuple[str, list[str]]:
         if event.get("parent"):
             refs.append(str(event["parent"]["id"]))
         return ROLLBACK_PREFIX + guard, refs
-    return str(event["parent"]["id"]), []
+    refs = []
+    for prefix, party in ((CUSTOMER_PREFIX, event.get("customer")), (ORDER_PREFIX, event.get("order"))):
+        if party and party.get("id"):
+            refs.append(prefix + str(party["id"]))
+    return str(event["parent"]["id"]), refs
 
 
 def _recorded(event: dict[str, Any]) -> bool:
@@ -85,8 +93,10 @@ class Pending:
     redemptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # redemption id -> body
     rollbacks: dict[str, dict[str, Any]] = field(default_factory=dict)  # rollback id -> body
     rolled_back: dict[str, dict[str, Any]] = field(default_factory=dict)  # redemption id -> its rollback body
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
         parent, children = finalize(event)
         if event.get("type") == "rollback":
             for body in ([parent] if parent else []) + children:
@@ -145,6 +155,17 @@ async def read(redis: aioredis.Redis, project_id: str, ids: Iterable[str]) -> Pe
         events += [v for v in map(_bytes, await redis.hmget(key, homes)) if v is not None]
     _add(pending, events)
     return pending
+
+
+async def read_event(redis: aioredis.Redis, project_id: str, names: list[str]) -> dict[str, Any] | None:
+    """The pending event the first present field of ``names`` names (for a customer or an order)."""
+    key = keys.pending_redemptions(project_id)
+    found = next((v for v in map(_bytes, await redis.hmget(key, names)) if v is not None), None)
+    if found is not None and found.startswith(b"@"):
+        found = _bytes(await redis.hget(key, found[1:].decode()))
+    pending = Pending()
+    _add(pending, [found] if found is not None else [])
+    return pending.events[0] if pending.events else None
 
 
 async def read_all(redis: aioredis.Redis, project_id: str) -> Pending:

@@ -63,6 +63,12 @@ def finalize(event: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[st
     return parent, children
 
 
+def merge_named(earlier: dict[str, Any] | None, later: dict[str, Any]) -> dict[str, Any]:
+    """A customer or order named by several events of a batch: a later event naming it only by id keeps
+    what an earlier one told (its source_id, name, email)."""
+    return {**(earlier or {}), **{k: v for k, v in later.items() if v not in (None, "", {})}}
+
+
 def _row(project_id: str, body: dict[str, Any]) -> tuple[Any, ...]:
     voucher = body.get("voucher") or {}
     order = body.get("order") or {}
@@ -122,9 +128,11 @@ async def persist(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> int
             if parent and event.get("rolled_back_parent"):
                 rolled_back.append((project_id, event["rolled_back_parent"], parent["id"], parent["date"]))
         if event.get("customer") and event["customer"].get("id"):
-            customers[(project_id, event["customer"]["id"])] = event["customer"]
+            key = (project_id, event["customer"]["id"])
+            customers[key] = merge_named(customers.get(key), event["customer"])
         if event.get("order") and event["order"].get("id"):
-            orders[(project_id, event["order"]["id"])] = event["order"]
+            key = (project_id, event["order"]["id"])
+            orders[key] = merge_named(orders.get(key), event["order"])
     if not rows:
         return 0
     columns = list(zip(*rows.values(), strict=True))

@@ -270,3 +270,56 @@ def test_an_unknown_id_is_still_404(live_server: LiveServer, project: ProjectKey
         for path in ("/v1/redemptions/r_missing", "/v1/redemptions/r_missing/rollback"):
             response = client.get(path) if not path.endswith("rollback") else client.post(path)
             assert response.status_code == 404 and response.json()["key"] == "not_found", response.text
+
+
+def test_the_customer_and_order_a_redemption_named_are_readable_before_the_worker_ran(
+    live_server: LiveServer, project: ProjectKeys
+) -> None:
+    with _client(live_server, project) as client:
+        _create_voucher(client, "CARD", {"type": "GIFT_VOUCHER", "gift": {"amount": 10_000}})
+        body = {
+            "redeemables": [{"object": "voucher", "id": "CARD", "gift": {"credits": 300}}],
+            "customer": {"source_id": "carol", "name": "Carol", "email": "carol@example.com"},
+            "order": {"source_id": "order-1", "amount": 5000},
+        }
+        answer = client.post("/v1/redemptions", json=body)
+        assert answer.status_code == 200, answer.text
+        first = answer.json()["redemptions"][0]
+        customer_id, order_id = first["customer_id"], first["order"]["id"]
+        # Named again by the ids the answer gave: the same customer, and the order referenced by id.
+        again = client.post(
+            "/v1/redemptions",
+            json={**body, "customer": {"id": customer_id}, "order": {"id": order_id, "amount": 5000}},
+        )
+        assert again.status_code == 200, again.text
+        assert again.json()["redemptions"][0]["customer_id"] == customer_id
+        assert again.json()["order"]["id"] == order_id
+        client.post(f"/v1/redemptions/{first['id']}/rollback").raise_for_status()
+
+        by_source = client.get("/v1/customers/carol")
+        assert by_source.status_code == 200, by_source.text
+        customer = by_source.json()
+        assert client.get(f"/v1/customers/{customer_id}").json() == customer
+        assert (customer["id"], customer["source_id"], customer["name"]) == (customer_id, "carol", "Carol")
+        orders = [client.get(f"/v1/orders/{ref}") for ref in ("order-1", order_id)]
+        assert [o.status_code for o in orders] == [200, 200], orders[0].text
+        order = orders[0].json()
+        assert orders[1].json() == order
+        assert (order["id"], order["source_id"], order["status"]) == (order_id, "order-1", "PAID")
+        assert order["amount"] == 5000
+        assert client.get("/v1/customers/nobody").status_code == 404
+        assert client.get("/v1/orders/ord_nothing").status_code == 404
+
+        drain_worker(live_server.settings)
+        moments = ("created_at", "updated_at")
+        persisted = client.get(f"/v1/customers/{customer_id}").json()
+        assert {k: v for k, v in persisted.items() if k not in moments} == {
+            k: v for k, v in customer.items() if k not in moments
+        }
+        assert persisted["summary"]["redemptions"]["total_redeemed"] == 2
+        assert persisted["summary"]["redemptions"]["total_rolled_back"] == 1
+        assert persisted["summary"]["redemptions"]["gift"]["redeemed_amount"] == 300
+        stored_order = client.get(f"/v1/orders/{order_id}").json()
+        assert {k: v for k, v in stored_order.items() if k not in moments} == {
+            k: v for k, v in order.items() if k not in moments
+        }
