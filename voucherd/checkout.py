@@ -456,7 +456,7 @@ async def redeem(services: Services, project_id: str, request: RedeemRequest, *,
         session_key=request.session.key or "" if request.session else "",
         stream_key=stream_key,
         event=event,
-        record=pending_redemptions.record(event),  # readable at once, before the worker persists it
+        pending=pending_redemptions.record(event),  # readable at once, before the worker persists it
     )
     failed = {i: outcome for i, outcome in enumerate(outcomes) if outcome != counters.OK}
     inapplicable = list(result.get("inapplicable_redeemables") or [])

@@ -40,7 +40,7 @@ class Group:
 
 
 @dataclass(frozen=True)
-class Record:
+class PendingRecord:
     """Where the commit keeps its event readable until the worker persists it (read-your-writes).
 
     ``home`` is the field holding the event; ``refs`` and the id of each applied group's event
@@ -66,7 +66,7 @@ async def apply(
     lock_until_ms: int = 0,
     stream_key: str | None = None,
     event: dict[str, Any] | None = None,
-    record: Record | None = None,
+    pending: PendingRecord | None = None,
 ) -> list[str]:
     """Run the groups; return, per group, ``"ok"`` or the reason it did not apply."""
     if not groups:
@@ -83,7 +83,7 @@ async def apply(
         return key_index[key]
 
     stream = index(stream_key) if stream_key else 0
-    plan: dict[str, Any] = {
+    plan = {
         "mode": mode,
         "now": str(now_ms),
         "session": session_key,
@@ -110,10 +110,11 @@ async def apply(
             for group in groups
         ],
     }
-    if record is not None and stream:
-        plan.update(record=index(record.key), home=record.home, refs=list(record.refs))
-        for spec, group in zip(plan["groups"], groups, strict=True):
-            spec["id"] = str(group.event.get("id") or "")
+    if pending is not None and stream:  # read-your-writes (voucherd.pending_redemptions)
+        plan["pending"] = index(pending.key)
+        plan["pending_home"] = pending.home
+        plan["pending_refs"] = list(pending.refs)
+        plan["pending_ids"] = [str(group.event.get("id") or "") for group in groups]
     common = orjson.dumps(event or {})[1:-1] or b'"request":null'
     args: list[Any] = [orjson.dumps(plan), common, *(orjson.dumps(group.event) for group in groups)]
     raw = await scripts.apply_counters(keys=list(key_index), args=args)

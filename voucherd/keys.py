@@ -84,15 +84,6 @@ def rolled_back(project_id: str) -> str:
     return f"{project_tag(project_id)}:rolledback"
 
 
-def pending_redemptions(project_id: str) -> str:
-    """HASH of the redemption and rollback events the worker has not persisted yet (read-your-writes).
-
-    The commit script writes it with the stream entry: the event's home field holds its JSON, every other
-    id it answers for holds ``@<home>``. The worker deletes the fields once PostgreSQL has the event (see
-    voucherd.pending_redemptions)."""
-    return f"{project_tag(project_id)}:pending"
-
-
 def idempotency(project_id: str, key: str) -> str:
     return f"{project_tag(project_id)}:idem:{key}"
 
@@ -105,6 +96,15 @@ def counters(project_id: str) -> str:
 def wallets(project_id: str) -> str:
     """HASH customer id -> JSON list of the codes published to that customer (their wallet)."""
     return f"{project_tag(project_id)}:wallets"
+
+
+def pending_redemptions(project_id: str) -> str:
+    """HASH of the redemption and rollback events the worker has not persisted yet (read-your-writes).
+
+    The commit script writes it with the stream entry: the event's home field holds its JSON, every other
+    id it answers for holds ``@<home>``. The worker deletes the fields once PostgreSQL has the event (see
+    voucherd.pending_redemptions)."""
+    return f"{project_tag(project_id)}:pending"
 
 
 def client_rate(ip: str) -> str:

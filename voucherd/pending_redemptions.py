@@ -29,7 +29,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from voucherd import keys
-from voucherd.counters import Record
+from voucherd.counters import PendingRecord
 from voucherd.redemption_records import finalize
 
 ROLLBACK_PREFIX = "rb:"
@@ -60,10 +60,10 @@ def _recorded(event: dict[str, Any]) -> bool:
     return event.get("type") == "redemption" and bool((event.get("parent") or {}).get("id"))
 
 
-def record(event: dict[str, Any]) -> Record:
+def record(event: dict[str, Any]) -> PendingRecord:
     """Where the commit of ``event`` (not yet carrying ``applied``) keeps it readable."""
     home, refs = _home_and_refs(event)
-    return Record(keys.pending_redemptions(event["project_id"]), home, tuple(refs))
+    return PendingRecord(keys.pending_redemptions(event["project_id"]), home, tuple(refs))
 
 
 def fields(event: dict[str, Any]) -> list[str]:

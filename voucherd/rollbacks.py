@@ -146,7 +146,7 @@ async def _commit(
         now_ms=int(datetime.now(UTC).timestamp() * 1000),
         stream_key=stream_key,
         event=event,
-        record=pending_redemptions.record(event),
+        pending=pending_redemptions.record(event),
     )
     if outcome[0] != counters.OK:
         raise AlreadyRolledBack(f"Redemption {guard_id} was already rolled back")

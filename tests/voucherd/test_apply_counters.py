@@ -147,9 +147,9 @@ def test_the_record_of_a_commit_is_its_stream_event_under_each_applied_id(settin
             Group("quantity_exceeded", [Op(other, "redeemed", 1, max_field="quantity")], {"id": "r_2"}),
             unit(event={"id": "r_3"}),
         ]
-        record = counters.Record(pending, "r_parent", ("rb:r_0",))
+        record = counters.PendingRecord(pending, "r_parent", ("rb:r_0",))
         result = await counters.apply(
-            scripts_for(r), "PARTIAL", groups, now_ms=NOW, stream_key=STREAM, event={"t": 1}, record=record
+            scripts_for(r), "PARTIAL", groups, now_ms=NOW, stream_key=STREAM, event={"t": 1}, pending=record
         )
         entries = await r.xrange(STREAM)
         return result, entries[0][1][b"data"], await r.hgetall(pending)
@@ -165,9 +165,9 @@ def test_a_refused_commit_records_nothing(settings: Settings) -> None:
 
     async def scenario(r: aioredis.Redis) -> tuple[list[str], int, int]:
         await r.hset(V, mapping={"redeemed": 1, "quantity": 1})
-        record = counters.Record(pending, "r_parent")
+        record = counters.PendingRecord(pending, "r_parent")
         result = await counters.apply(
-            scripts_for(r), "ALL", [unit(event={"id": "r_1"})], now_ms=NOW, stream_key=STREAM, record=record
+            scripts_for(r), "ALL", [unit(event={"id": "r_1"})], now_ms=NOW, stream_key=STREAM, pending=record
         )
         return result, await r.exists(pending), await r.xlen(STREAM)
 

@@ -21,9 +21,9 @@
 --            a max field names a field of the same hash holding the max ("" there = unlimited);
 --            a lock key pair makes live reservations of other sessions count as taken; an op's
 --            reason is reported when its guard fails ("" = the group's).
---   record   (optional, read-your-writes) KEYS index of the pending-events HASH, 0 or absent for none;
---            with it: home (the field that holds the event), refs (fields that hold "@" .. home), and
---            per group an id (each applied group's id also holds "@" .. home)
+--   pending  (optional, read-your-writes) KEYS index of the pending-events HASH, 0 or absent for none;
+--            with it: pending_home (the field that holds the event), pending_refs (fields that hold
+--            "@" .. home) and pending_ids (per group: an id that holds "@" .. home if the group applied)
 -- ARGV[2]  the event's common JSON part (an object's inside, without braces)
 -- ARGV[2 + g]  group g's event JSON (an object), appended to "applied" when the group applies
 --
@@ -161,21 +161,21 @@ if stream_index > 0 and #applied > 0 then
   local event = '{' .. common .. ',"applied":[' .. table.concat(applied, ',') .. ']}'
   redis.call('XADD', KEYS[stream_index], '*', 'data', event)
   -- Read-your-writes (issue 17): the event is readable by its ids until the worker has persisted it.
-  local record = tonumber(plan.record) or 0
-  if record > 0 then
-    local ref = '@' .. plan.home
-    local fields = { plan.home, event }
-    for _, field in ipairs(plan.refs) do
+  local pending = tonumber(plan.pending) or 0
+  if pending > 0 then
+    local ref = '@' .. plan.pending_home
+    local fields = { plan.pending_home, event }
+    for _, field in ipairs(plan.pending_refs) do
       table.insert(fields, field)
       table.insert(fields, ref)
     end
-    for g, spec in ipairs(plan.groups) do
-      if results[g] == 'ok' and spec.id ~= '' then
-        table.insert(fields, spec.id)
+    for g, id in ipairs(plan.pending_ids) do
+      if results[g] == 'ok' and id ~= '' then
+        table.insert(fields, id)
         table.insert(fields, ref)
       end
     end
-    redis.call('HSET', KEYS[record], unpack(fields))
+    redis.call('HSET', KEYS[pending], unpack(fields))
   end
 end
 return cjson.encode(results)
