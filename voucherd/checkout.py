@@ -452,11 +452,11 @@ async def redeem(services: Services, project_id: str, request: RedeemRequest, *,
         services.scripts,
         "ALL" if mode == "ALL" else "PARTIAL",
         groups,
+        pending=pending_redemptions.record(event),  # readable at once, before the worker persists it
         now_ms=evaluation.now_ms,
         session_key=request.session.key or "" if request.session else "",
         stream_key=stream_key,
         event=event,
-        pending=pending_redemptions.record(event),  # readable at once, before the worker persists it
     )
     failed = {i: outcome for i, outcome in enumerate(outcomes) if outcome != counters.OK}
     inapplicable = list(result.get("inapplicable_redeemables") or [])

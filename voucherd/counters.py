@@ -63,10 +63,10 @@ async def apply(
     *,
     now_ms: int,
     session_key: str = "",
+    pending: PendingRecord | None = None,
     lock_until_ms: int = 0,
     stream_key: str | None = None,
     event: dict[str, Any] | None = None,
-    pending: PendingRecord | None = None,
 ) -> list[str]:
     """Run the groups; return, per group, ``"ok"`` or the reason it did not apply."""
     if not groups:
@@ -110,12 +110,12 @@ async def apply(
             for group in groups
         ],
     }
+    common = orjson.dumps(event or {})[1:-1] or b'"request":null'
     if pending is not None and stream:  # read-your-writes (voucherd.pending_redemptions)
         plan["pending"] = index(pending.key)
         plan["pending_home"] = pending.home
         plan["pending_refs"] = list(pending.refs)
         plan["pending_ids"] = [str(group.event.get("id") or "") for group in groups]
-    common = orjson.dumps(event or {})[1:-1] or b'"request":null'
     args: list[Any] = [orjson.dumps(plan), common, *(orjson.dumps(group.event) for group in groups)]
     raw = await scripts.apply_counters(keys=list(key_index), args=args)
     results: list[str] = orjson.loads(raw)
