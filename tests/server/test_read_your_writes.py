@@ -323,3 +323,66 @@ def test_the_customer_and_order_a_redemption_named_are_readable_before_the_worke
         assert {k: v for k, v in stored_order.items() if k not in moments} == {
             k: v for k, v in order.items() if k not in moments
         }
+
+
+@pytest.mark.slow
+def test_two_running_workers_persist_redemptions_rolled_back_at_once_consistently(
+    two_process_server: LiveServer, project: ProjectKeys, tmp_path: Any
+) -> None:
+    """With workers racing the rollbacks, a rollback may reach a worker before its redemption is committed
+    by the other: it is retried, and PostgreSQL still ends with exactly the answers."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.processes import stop_group
+
+    server = two_process_server
+    worker_settings = server.settings.with_(worker_claim_idle_ms=300, log_format="text", log_level="INFO")
+    env = {**os.environ, **worker_settings.to_env()}
+    log = tmp_path / "workers.log"
+    with open(log, "ab") as out:
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            for _ in range(2)
+        ]
+    try:
+        answers: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+        with _client(server, project) as client:
+            _create_voucher(client, "RACE", DISCOUNT)
+            for i in range(300):
+                body = {"redeemables": [{"object": "voucher", "id": "RACE"}], "customer": {"source_id": f"c{i % 7}"}}
+                redemption = client.post("/v1/redemptions", json=body).json()["redemptions"][0]
+                rollback = None
+                if i % 3:  # two in three rolled back at once, the others kept
+                    answer = client.post(f"/v1/redemptions/{redemption['id']}/rollback")
+                    assert answer.status_code == 200, answer.text
+                    rollback = answer.json()
+                answers.append((redemption, rollback))
+        deadline = time.monotonic() + 90
+        while _pending_count(server.settings, project.project_id) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _pending_count(server.settings, project.project_id) == 0, log.read_text()[-3000:]
+    finally:
+        for worker in workers:
+            stop_group(worker)
+    stored = {r["id"]: r for r in _query(server.settings, "SELECT id, status, body FROM redemptions")}
+    assert len(stored) == 300 + 200
+    for redemption, rollback in answers:
+        row = stored[redemption["id"]]
+        if rollback is None:
+            assert row["status"] == "SUCCEEDED" and row["body"] == redemption
+        else:
+            assert row["status"] == "ROLLED_BACK"
+            assert row["body"]["related_redemptions"]["rollbacks"] == [{"id": rollback["id"], "date": rollback["date"]}]
+            assert stored[rollback["id"]]["body"] == rollback
+    (voucher,) = _query(server.settings, "SELECT redeemed_quantity FROM vouchers WHERE code = 'RACE'")
+    assert voucher["redeemed_quantity"] == 100
+    totals = _query(
+        server.settings,
+        "SELECT sum(redemptions_total_redeemed) AS r, sum(redemptions_total_rolled_back) AS b FROM customers",
+    )
+    assert (totals[0]["r"], totals[0]["b"]) == (300, 200)
