@@ -20,6 +20,7 @@ from voucherd import (
     loyalty_cards,
     loyalty_earning,
     loyalty_tiers,
+    pending_redemptions,
     publications,
     redemption_records,
     voucher_state,
@@ -392,7 +393,9 @@ async def redeem_reward(
         "project_id": project_id,
         "request_id": request_id,
         "date": child["date"],
-        "parent": None,
+        # A parent only stores with two or more children (redemption_records.finalize); its id names the
+        # pending event, so the redemption is readable before the worker persists it (issue 17).
+        "parent": {"id": new_id("r")},
         "customer": customer,
         "order": None,
     }
@@ -404,6 +407,7 @@ async def redeem_reward(
         "ALL",
         [Group("loyalty_card_points_exceeded", ops, child)],
         now_ms=int(now.timestamp() * 1000),
+        pending=pending_redemptions.record(event),
         stream_key=stream_key,
         event=event,
     )
