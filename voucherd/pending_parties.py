@@ -2,9 +2,10 @@
 
 The hot path gives a new customer or order its id in Redis (``read_state.lua``) and the worker writes
 it to PostgreSQL with the redemption. Until then ``GET /v1/customers/{id}`` and ``GET /v1/orders/{id}``
-(by id or source_id) answer from the pending redemption event that named it
+(by id or source_id) answer from the pending redemption events that named it
 (``pending_redemptions``), shaped as the row the worker is about to write: the same columns,
-PostgreSQL's defaults for the rest, and the customer's redemption summary as the worker will count it.
+PostgreSQL's defaults for the rest. A customer's ``summary.redemptions`` adds what its pending
+redemptions and rollbacks will add, whether PostgreSQL has the customer yet or not.
 Redis is asked first, PostgreSQL second, and PostgreSQL's row wins.
 """
 
@@ -67,23 +68,32 @@ def _merged(pending: pending_redemptions.Pending, event: dict[str, Any], name: s
     return merged, _date(naming[0]["date"])
 
 
-def _summary_counts(pending: pending_redemptions.Pending, customer_id: str) -> dict[str, int]:
-    """What the worker's counters (redemption_records._apply_counters) add for the pending events."""
-    counts = dict.fromkeys(
-        (
-            "redemptions_total_redeemed",
-            "redemptions_total_succeeded",
-            "redemptions_total_rolled_back",
-            "redemptions_total_rollback_succeeded",
-            "gift_redeemed_amount",
-            "loyalty_redeemed_points",
-        ),
-        0,
-    )
-    for body in [*pending.redemptions.values(), *pending.rollbacks.values()]:
-        voucher_redemption = (body.get("voucher") or {}).get("code") and body.get("related_object_type") != "redemption"
-        if body.get("customer_id") != customer_id or not voucher_redemption or body.get("result") != "SUCCESS":
-            continue
+_COUNTS = (
+    "redemptions_total_redeemed",
+    "redemptions_total_succeeded",
+    "redemptions_total_rolled_back",
+    "redemptions_total_rollback_succeeded",
+    "gift_redeemed_amount",
+    "loyalty_redeemed_points",
+)
+
+
+def _counted(pending: pending_redemptions.Pending, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's pending redemptions and rollbacks the worker's counters will count."""
+    return [
+        body
+        for body in [*pending.redemptions.values(), *pending.rollbacks.values()]
+        if body.get("customer_id") == customer_id
+        and (body.get("voucher") or {}).get("code")
+        and body.get("related_object_type") != "redemption"
+        and body.get("result") == "SUCCESS"
+    ]
+
+
+def _summary_counts(bodies: list[dict[str, Any]]) -> dict[str, int]:
+    """What the worker's counters (redemption_records._apply_counters) add for these bodies."""
+    counts = dict.fromkeys(_COUNTS, 0)
+    for body in bodies:
         sign = -1 if body.get("object") == "redemption_rollback" else 1
         if sign > 0:
             counts["redemptions_total_redeemed"] += 1
@@ -97,13 +107,28 @@ def _summary_counts(pending: pending_redemptions.Pending, customer_id: str) -> d
 
 
 async def get_customer(redis: aioredis.Redis, conn: asyncpg.Connection, project_id: str, ref: str) -> dict[str, Any]:
-    event = await _pending_event(redis, project_id, ref, keys.customer_ids(project_id), "cust:")
-    try:
-        return await customers.get(conn, project_id, ref)
-    except NotFound:
-        if event is None:
-            raise
+    """The customer, with what its pending redemptions add to ``summary.redemptions`` (issue 17)."""
+    mapped = await redis.hget(keys.customer_ids(project_id), ref)
     pending = await pending_redemptions.read_all(redis, project_id)
+    # One snapshot: a batch the worker commits meanwhile is either in the row's counts or still added here.
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        row = await customers.find(conn, project_id, ref)
+        if row is not None:
+            bodies = _counted(pending, row["id"])
+            if bodies:
+                stored = await conn.fetch(
+                    "SELECT id FROM redemptions WHERE project_id = $1 AND id = ANY($2::text[])",
+                    project_id,
+                    [b["id"] for b in bodies],
+                )
+                persisted = {r["id"] for r in stored}
+                counts = _summary_counts([b for b in bodies if b["id"] not in persisted])
+                return customers.customer_view({**dict(row), **{k: row[k] + v for k, v in counts.items()}})
+            return customers.customer_view(row)
+    ids = {ref, mapped.decode() if isinstance(mapped, bytes) else str(mapped or "")}
+    event = next((e for e in pending.events if (e.get("customer") or {}).get("id") in ids), None)
+    if event is None:
+        raise NotFound.of("customer", ref)
     named, first = _merged(pending, event, "customer")
     row = {
         **_CUSTOMER_DEFAULTS,
@@ -112,7 +137,7 @@ async def get_customer(redis: aioredis.Redis, conn: asyncpg.Connection, project_
         "name": named.get("name"),
         "email": named.get("email"),
         "metadata": named.get("metadata") or {},
-        **_summary_counts(pending, named["id"]),
+        **_summary_counts(_counted(pending, named["id"])),
         "created_at": first,
     }
     return customers.customer_view(row)

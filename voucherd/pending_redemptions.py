@@ -8,9 +8,9 @@ readable record never diverge. After the worker has committed an event to Postgr
 event's fields (``forget``); a worker that dies in between replays the message, which changes
 nothing in PostgreSQL and deletes the fields then.
 
-Fields of a redemption event: the parent id (home), each applied child's id, and ``cust:<id>`` and
-``ord:<id>`` of its customer and order (the last event naming one wins the field; deleting it with an
-older event is harmless, as that event's commit already wrote the customer or order). Fields of a rollback
+Fields of a redemption event: the parent id (home), each applied child's id, and ``ord:<id>`` of its
+order (the last event naming it wins the field; deleting it with an older event is harmless, as that
+event's commit already wrote the order). Fields of a rollback
 event: ``rb:<id rolled back>`` of the redemption whose guard it took (home), ``rb:<id>`` of every other
 redemption it rolls back, and the id of each rollback (and of the parent rollback).
 
@@ -33,8 +33,7 @@ from voucherd.counters import PendingRecord
 from voucherd.redemption_records import finalize
 
 ROLLBACK_PREFIX = "rb:"
-CUSTOMER_PREFIX = "cust:"  # the customer a redemption named (its id), until the worker has written it
-ORDER_PREFIX = "ord:"
+ORDER_PREFIX = "ord:"  # the order a redemption named (its id), until the worker has written it
 
 
 def _home_and_refs(event: dict[str, Any]) -> tuple[str, list[str]]:
@@ -45,11 +44,8 @@ def _home_and_refs(event: dict[str, Any]) -> tuple[str, list[str]]:
         if event.get("parent"):
             refs.append(str(event["parent"]["id"]))
         return ROLLBACK_PREFIX + guard, refs
-    refs = []
-    for prefix, party in ((CUSTOMER_PREFIX, event.get("customer")), (ORDER_PREFIX, event.get("order"))):
-        if party and party.get("id"):
-            refs.append(prefix + str(party["id"]))
-    return str(event["parent"]["id"]), refs
+    order = event.get("order") or {}
+    return str(event["parent"]["id"]), [ORDER_PREFIX + str(order["id"])] if order.get("id") else []
 
 
 def _recorded(event: dict[str, Any]) -> bool:

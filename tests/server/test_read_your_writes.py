@@ -324,6 +324,17 @@ def test_the_customer_and_order_a_redemption_named_are_readable_before_the_worke
             k: v for k, v in order.items() if k not in moments
         }
 
+        # A customer PostgreSQL has: its summary counts the pending redemptions and rollbacks at once.
+        third = client.post("/v1/redemptions", json={**body, "customer": {"source_id": "carol"}}).json()
+        client.post(f"/v1/redemptions/{third['redemptions'][0]['id']}/rollback").raise_for_status()
+        client.post("/v1/redemptions", json={**body, "customer": {"id": customer_id}}).raise_for_status()
+        summary = client.get("/v1/customers/carol").json()["summary"]["redemptions"]
+        assert (summary["total_redeemed"], summary["total_rolled_back"]) == (4, 2)
+        assert summary["gift"]["redeemed_amount"] == 600
+        before = client.get(f"/v1/customers/{customer_id}").json()
+        drain_worker(live_server.settings)
+        assert client.get(f"/v1/customers/{customer_id}").json() == before
+
 
 @pytest.mark.slow
 def test_two_running_workers_persist_redemptions_rolled_back_at_once_consistently(
