@@ -1,10 +1,10 @@
 """Rollbacks: give back exactly what a redemption took, once.
 
-The redemption is read from Redis's pending events and from PostgreSQL (``pending_redemptions``:
-it can be rolled back the moment its redemption was answered, whether the worker has persisted it
-or not; PostgreSQL's copy wins where both have it). The counters move back in one ``apply_counters`` call that
-also sets the redemption's rolled-back mark, guarded to go from 0 to 1: a second
-rollback, even a concurrent one, finds the mark and moves nothing.
+The redemption is read from Redis's pending events and from PostgreSQL (``pending_redemptions``),
+so it can be rolled back the moment its answer left, whether the worker has persisted it or not;
+PostgreSQL's copy wins where both have it. The counters move back in one ``apply_counters`` call
+that also sets the redemption's rolled-back mark, guarded to go from 0 to 1: a second rollback,
+even a concurrent one, finds the mark and moves nothing, whichever source supplied the redemption.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ async def rollback_single(
     services: Services, project_id: str, redemption_id: str, params: dict[str, Any], *, request_id: str
 ) -> dict[str, Any]:
     reason, tracking_id, metadata = _options(params)
-    original, _pending = await _load(services, project_id, redemption_id)
+    original, _ = await _load(services, project_id, redemption_id)
     if original.get("related_object_type") == "redemption" or original.get("redemption"):
         raise InvalidRedemption(
             f"Redemption {redemption_id} is part of a stacked redemption: roll back its parent with "
