@@ -106,10 +106,21 @@ def _summary_counts(bodies: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+def _names(event: dict[str, Any], ids: set[str], ref: str) -> bool:
+    """Whether a pending event is about the customer ``ref`` (by id, by the id Redis maps it to, or by source_id)."""
+    bodies = [event.get("customer") or {}, *(b.get("customer") or {} for b in event.get("applied") or [])]
+    return any(c.get("id") in ids or c.get("source_id") == ref for c in bodies) or any(
+        b.get("customer_id") in ids for b in event.get("applied") or []
+    )
+
+
 async def get_customer(redis: aioredis.Redis, conn: asyncpg.Connection, project_id: str, ref: str) -> dict[str, Any]:
     """The customer, with what its pending redemptions add to ``summary.redemptions`` (issue 17)."""
     mapped = await redis.hget(keys.customer_ids(project_id), ref)
     pending = await pending_redemptions.read_all(redis, project_id)
+    ids = {ref, mapped.decode() if isinstance(mapped, bytes) else str(mapped or "")}
+    if not any(_names(e, ids, ref) for e in pending.events):  # the usual case: PostgreSQL alone answers
+        return await customers.get(conn, project_id, ref)
     # One snapshot: a batch the worker commits meanwhile is either in the row's counts or still added here.
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         row = await customers.find(conn, project_id, ref)
@@ -125,7 +136,6 @@ async def get_customer(redis: aioredis.Redis, conn: asyncpg.Connection, project_
                 counts = _summary_counts([b for b in bodies if b["id"] not in persisted])
                 return customers.customer_view({**dict(row), **{k: row[k] + v for k, v in counts.items()}})
             return customers.customer_view(row)
-    ids = {ref, mapped.decode() if isinstance(mapped, bytes) else str(mapped or "")}
     event = next((e for e in pending.events if (e.get("customer") or {}).get("id") in ids), None)
     if event is None:
         raise NotFound.of("customer", ref)

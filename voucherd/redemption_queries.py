@@ -97,6 +97,8 @@ async def list_page(
         "parent_id": parent_id,
     }
     unpersisted = [b for b in pending.redemptions.values() if _matches(b, **filters)]
+    if not unpersisted:  # the usual case: PostgreSQL alone answers (pending rollbacks show by overlay)
+        return await _merged_page(conn, project_id, clause, args, [], pending, limit, page, descending)
     # One snapshot for the queries below, so a row the worker commits meanwhile is counted once.
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         return await _merged_page(conn, project_id, clause, args, unpersisted, pending, limit, page, descending)
