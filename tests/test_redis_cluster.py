@@ -88,13 +88,21 @@ def test_checkout_on_a_redis_cluster(client: TestClient, project: ProjectKeys, s
     )
     assert over.status_code == 400 and over.json()["key"] == "gift_amount_exceeded"
 
+    # Read-your-writes on the cluster (issue 17): readable and rolled back before the worker ran.
+    assert client.get(f"/v1/redemptions/{parent_id}", headers=h).json() == redeemed.json()["parent_redemption"]
+    assert client.get("/v1/redemptions", headers=h).json()["total"] == 5  # a parent, three children, one
+    assert client.get("/v1/customers/cluster-customer", headers=h).status_code == 200
+    early = client.post(f"/v1/redemptions/{single.json()['id']}/rollback", headers=h)
+    assert early.status_code == 200, early.text
+
     # The worker reads the per-project stream on the cluster and persists; a stacked rollback restores all.
     drain_worker(settings)
+    assert client.get(f"/v1/redemptions/{single.json()['id']}", headers=h).json()["status"] == "ROLLED_BACK"
     assert client.get(f"/v1/redemptions/{parent_id}", headers=h).status_code == 200
     rolled = client.post(f"/v1/redemptions/{parent_id}/rollbacks", headers=h)
     assert rolled.status_code == 200, rolled.text
     assert client.get("/v1/vouchers/C-GIFT", headers=h).json()["gift"]["balance"] == 3000
-    assert client.get("/v1/vouchers/C-ONE", headers=h).json()["redemption"]["redeemed_quantity"] == 1
+    assert client.get("/v1/vouchers/C-ONE", headers=h).json()["redemption"]["redeemed_quantity"] == 0
 
     qualified = client.post("/v1/qualifications", json={"order": {"amount": 1000}}, headers=h)
     assert qualified.status_code == 200, qualified.text

@@ -365,6 +365,8 @@ def test_material_reward_redemption_spends_points_once(
     )
     assert redemption["loyalty_card"] == {"points": 100} and redemption["reward"]["id"] == reward["id"]
     assert member(client, h, card["code"])["balance"] == 150
+    # Readable at once, before any worker persisted it (issue 17).
+    assert ok(client.get(f"/v1/redemptions/{redemption['id']}", headers=h)) == redemption
     ok(
         client.post(
             f"/v1/loyalties/members/{card['code']}/redemption", json={"reward": {"id": reward["id"]}}, headers=h

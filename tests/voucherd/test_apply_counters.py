@@ -135,6 +135,46 @@ def test_partial_mode_applies_the_groups_that_hold(settings: Settings) -> None:
     assert event == {"request": "req_1", "applied": [{"id": "r_1"}]}
 
 
+def test_the_record_of_a_commit_is_its_stream_event_under_each_applied_id(settings: Settings) -> None:
+    """Read-your-writes (issue 17): one HSET beside the XADD; a group that did not apply names nothing."""
+    other = keys.voucher_state(P, "OTHER")
+    pending = keys.pending_redemptions(P)
+
+    async def scenario(r: aioredis.Redis) -> tuple[list[str], bytes, dict[bytes, bytes]]:
+        await r.hset(V, mapping={"redeemed": 0, "quantity": 5})
+        await r.hset(other, mapping={"redeemed": 1, "quantity": 1})
+        groups = [
+            unit(event={"id": "r_1"}),
+            Group("quantity_exceeded", [Op(other, "redeemed", 1, max_field="quantity")], {"id": "r_2"}),
+            unit(event={"id": "r_3"}),
+        ]
+        record = counters.PendingRecord(pending, "r_parent", ("rb:r_0",))
+        result = await counters.apply(
+            scripts_for(r), "PARTIAL", groups, now_ms=NOW, stream_key=STREAM, event={"t": 1}, pending=record
+        )
+        entries = await r.xrange(STREAM)
+        return result, entries[0][1][b"data"], await r.hgetall(pending)
+
+    result, data, stored = run(settings, scenario)
+    assert result == ["ok", "quantity_exceeded", "ok"]
+    assert stored == {b"r_parent": data, b"rb:r_0": b"@r_parent", b"r_1": b"@r_parent", b"r_3": b"@r_parent"}
+    assert orjson.loads(data) == {"t": 1, "applied": [{"id": "r_1"}, {"id": "r_3"}]}
+
+
+def test_a_refused_commit_records_nothing(settings: Settings) -> None:
+    pending = keys.pending_redemptions(P)
+
+    async def scenario(r: aioredis.Redis) -> tuple[list[str], int, int]:
+        await r.hset(V, mapping={"redeemed": 1, "quantity": 1})
+        record = counters.PendingRecord(pending, "r_parent")
+        result = await counters.apply(
+            scripts_for(r), "ALL", [unit(event={"id": "r_1"})], now_ms=NOW, stream_key=STREAM, pending=record
+        )
+        return result, await r.exists(pending), await r.xlen(STREAM)
+
+    assert run(settings, scenario) == (["quantity_exceeded"], 0, 0)
+
+
 def test_sessions_reserve_units_and_a_redemption_consumes_its_own(settings: Settings) -> None:
     async def scenario(r: aioredis.Redis) -> list[Any]:
         await r.hset(V, mapping={"redeemed": 0, "quantity": 2})

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import asyncpg
+import pytest
 
 from tests.conftest import ProjectKeys
 from voucherd.checkout import redemption_records
@@ -112,3 +113,43 @@ def test_a_rollback_marks_the_redemption_rolled_back_once(settings: Settings, pr
     assert stored["r_1"]["status"] == "ROLLED_BACK" and stored["r_1"]["body"]["status"] == "ROLLED_BACK"
     assert stored["r_1"]["body"]["related_redemptions"]["rollbacks"] == [{"id": "rr_1", "date": DATE}]
     assert stored["rr_1"]["status"] == "SUCCEEDED"
+
+
+def _rollback_event(project_id: str) -> dict[str, Any]:
+    rollback = {
+        "id": "rr_1",
+        "object": "redemption_rollback",
+        "date": DATE,
+        "result": "SUCCESS",
+        "status": "SUCCEEDED",
+        "redemption": "r_1",
+        "voucher": {"code": "A"},
+    }
+    return {
+        "type": "rollback",
+        "project_id": project_id,
+        "date": DATE,
+        "parent": None,
+        "applied": [rollback],
+        "rolled_back": ["r_1"],
+    }
+
+
+def test_a_rollback_that_arrives_before_its_redemption_waits_for_it(settings: Settings, project: ProjectKeys) -> None:
+    """Since a pending redemption can be rolled back (issue 17), another worker may persist the rollback first."""
+    rollback = _rollback_event(project.project_id)
+    with pytest.raises(write_behind.OriginalNotPersisted, match="r_1"):
+        persist(settings, [rollback])
+    assert rows(settings) == []  # nothing of the refused batch was written
+    persist(settings, [stacked(project.project_id, [child("r_1", "A")])])
+    assert persist(settings, [rollback]) == 1
+    stored = {r["id"]: r for r in rows(settings)}
+    assert stored["r_1"]["status"] == "ROLLED_BACK"
+    assert stored["r_1"]["body"]["related_redemptions"]["rollbacks"] == [{"id": "rr_1", "date": DATE}]
+    assert persist(settings, [rollback]) == 0  # a replay is still a no-op
+
+
+def test_a_redemption_and_its_rollback_in_one_batch(settings: Settings, project: ProjectKeys) -> None:
+    persist(settings, [stacked(project.project_id, [child("r_1", "A")]), _rollback_event(project.project_id)])
+    stored = {r["id"]: r for r in rows(settings)}
+    assert stored["r_1"]["status"] == "ROLLED_BACK" and stored["rr_1"]["parent_id"] == "r_1"

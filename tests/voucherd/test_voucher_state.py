@@ -1,4 +1,4 @@
-"""voucherd.definitions.voucher_state against real Redis and PostgreSQL: reload once, never clobber, remember unknowns."""
+"""definitions.voucher_state against real Redis and PostgreSQL: reload once, never clobber, remember unknowns."""
 
 from __future__ import annotations
 

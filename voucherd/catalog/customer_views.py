@@ -5,6 +5,7 @@ Apart from voucherd/catalog/customers.py so that segments, which customers use, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -12,7 +13,7 @@ import asyncpg
 from voucherd.platform.timeutil import iso
 
 
-def _summary(row: asyncpg.Record) -> dict[str, Any]:
+def _summary(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     count = row["orders_total_count"]
     return {
         "redemptions": {
@@ -38,7 +39,7 @@ def _summary(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def customer_view(row: asyncpg.Record) -> dict[str, Any]:
+def customer_view(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "source_id": row["source_id"],

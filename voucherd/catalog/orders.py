@@ -62,7 +62,7 @@ def _calculated(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def order_view(row: asyncpg.Record) -> dict[str, Any]:
+def order_view(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     customer_id, referrer_id = row["customer_id"], row["referrer_id"]
     return {
         "id": row["id"],

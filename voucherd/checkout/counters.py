@@ -50,6 +50,19 @@ class Group:
     event: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PendingRecord:
+    """Where the commit keeps its event readable until the worker persists it (read-your-writes).
+
+    ``home`` is the field holding the event; ``refs`` and the id of each applied group's event
+    point at it. See voucherd.pending_redemptions.
+    """
+
+    key: str
+    home: str
+    refs: tuple[str, ...] = ()
+
+
 def _opt(value: int | None) -> str:
     return "" if value is None else str(value)
 
@@ -61,6 +74,7 @@ async def apply(
     *,
     now_ms: int,
     session_key: str = "",
+    pending: PendingRecord | None = None,
     lock_until_ms: int = 0,
     stream_key: str | None = None,
     event: dict[str, Any] | None = None,
@@ -116,6 +130,11 @@ async def apply(
         "groups": planned,
     }
     common = orjson.dumps(event or {})[1:-1] or b'"request":null'
+    if pending is not None and stream:  # read-your-writes (voucherd.pending_redemptions)
+        plan["pending"] = index(pending.key)
+        plan["pending_home"] = pending.home
+        plan["pending_refs"] = list(pending.refs)
+        plan["pending_ids"] = [str(group.event.get("id") or "") for group in groups]
     args: list[Any] = [orjson.dumps(plan), common, *(orjson.dumps(group.event) for group in groups)]
     raw = await scripts.apply_counters(keys=list(key_index), args=args)
     results: list[str] = orjson.loads(raw)

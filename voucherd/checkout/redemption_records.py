@@ -47,3 +47,9 @@ def finalize(event: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[st
         "redemptions": [{"id": c["id"], "date": c["date"]} for c in children],
     }
     return parent, children
+
+
+def merge_named(earlier: dict[str, Any] | None, later: dict[str, Any]) -> dict[str, Any]:
+    """A customer or order named by several events of a batch: a later event naming it only by id keeps
+    what an earlier one told (its source_id, name, email)."""
+    return {**(earlier or {}), **{k: v for k, v in later.items() if v not in (None, "", {})}}

@@ -12,6 +12,7 @@ import asyncpg
 
 from voucherd.catalog import publications
 from voucherd.catalog.customer_views import simple_view
+from voucherd.checkout import pending_redemptions
 from voucherd.checkout.counters import Group, Op
 from voucherd.checkout.service import Services, counters, redemption_records
 from voucherd.definitions import campaigns, voucher_state, vouchers
@@ -121,7 +122,9 @@ async def redeem_reward(
         "project_id": project_id,
         "request_id": request_id,
         "date": child["date"],
-        "parent": None,
+        # A parent only stores with two or more children (redemption_records.finalize); its id names the
+        # pending event, so the redemption is readable before the worker persists it (issue 17).
+        "parent": {"id": new_id("r")},
         "customer": customer,
         "order": None,
     }
@@ -133,6 +136,7 @@ async def redeem_reward(
         "ALL",
         [Group("loyalty_card_points_exceeded", ops, child)],
         now_ms=int(now.timestamp() * 1000),
+        pending=pending_redemptions.record(event),
         stream_key=stream_key,
         event=event,
     )

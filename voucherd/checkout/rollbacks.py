@@ -1,9 +1,10 @@
 """Rollbacks: give back exactly what a redemption took, once.
 
-The redemption is read from PostgreSQL (the worker has persisted it; a rollback is not
-on the checkout's hot path). The counters move back in one ``apply_counters`` call that
-also sets the redemption's rolled-back mark, guarded to go from 0 to 1: a second
-rollback, even a concurrent one, finds the mark and moves nothing.
+The redemption is read from Redis's pending events and from PostgreSQL (``pending_redemptions``),
+so it can be rolled back the moment its answer left, whether the worker has persisted it or not;
+PostgreSQL's copy wins where both have it. The counters move back in one ``apply_counters`` call
+that also sets the redemption's rolled-back mark, guarded to go from 0 to 1: a second rollback,
+even a concurrent one, finds the mark and moves nothing, whichever source supplied the redemption.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
-
+from voucherd.checkout import counters, pending_redemptions, redemption_counters, redemption_records
 from voucherd.checkout.counters import Group, Op
-from voucherd.checkout.service import Services, counters, redemption_counters, redemption_records
+from voucherd.checkout.pending_redemptions import Pending
+from voucherd.checkout.service import Services
 from voucherd.platform import keys
 from voucherd.platform.errors import (
     AlreadyRolledBack,
@@ -27,22 +28,30 @@ from voucherd.platform.ids import new_id
 from voucherd.platform.timeutil import iso_now
 
 
-async def _load(conn: asyncpg.Connection, project_id: str, redemption_id: str) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        "SELECT * FROM redemptions WHERE project_id = $1 AND id = $2 AND object = 'redemption'",
-        project_id,
-        redemption_id,
-    )
-    if row is None:
+async def _load(services: Services, project_id: str, redemption_id: str) -> tuple[dict[str, Any], Pending]:
+    """The redemption's body (its pending rollback applied), and what Redis holds pending about it.
+
+    Redis first, then PostgreSQL: the worker forgets a pending event only after committing it.
+    """
+    pending = await pending_redemptions.read(services.redis, project_id, [redemption_id])
+    async with services.pool.acquire() as conn:
+        body = await conn.fetchval(
+            "SELECT body FROM redemptions WHERE project_id = $1 AND id = $2 AND object = 'redemption'",
+            project_id,
+            redemption_id,
+        )
+    if body is None:
+        body = pending.redemptions.get(redemption_id)
+    if body is None:
         raise NotFound.of("redemption", redemption_id)
-    return row
+    return pending.overlay(body), pending
 
 
-def _check_rollbackable(row: asyncpg.Record) -> None:
-    if row["status"] == "ROLLED_BACK":
-        raise AlreadyRolledBack(f"Redemption {row['id']} was already rolled back")
-    if row["result"] != "SUCCESS":
-        raise InvalidRedemption(f"Redemption {row['id']} did not succeed, so there is nothing to roll back")
+def _check_rollbackable(body: dict[str, Any]) -> None:
+    if body.get("status") == "ROLLED_BACK":
+        raise AlreadyRolledBack(f"Redemption {body['id']} was already rolled back")
+    if body.get("result", "SUCCESS") != "SUCCESS":
+        raise InvalidRedemption(f"Redemption {body['id']} did not succeed, so there is nothing to roll back")
 
 
 def _count_ops(project_id: str, body: dict[str, Any]) -> list[Op]:
@@ -144,6 +153,7 @@ async def _commit(
         now_ms=int(datetime.now(UTC).timestamp() * 1000),
         stream_key=stream_key,
         event=event,
+        pending=pending_redemptions.record(event),
     )
     if outcome[0] != counters.OK:
         raise AlreadyRolledBack(f"Redemption {guard_id} was already rolled back")
@@ -153,15 +163,13 @@ async def rollback_single(
     services: Services, project_id: str, redemption_id: str, params: dict[str, Any], *, request_id: str
 ) -> dict[str, Any]:
     reason, tracking_id, metadata = _options(params)
-    async with services.pool.acquire() as conn:
-        row = await _load(conn, project_id, redemption_id)
-    if row["related_object_type"] == "redemption" or row["parent_id"]:
+    original, _ = await _load(services, project_id, redemption_id)
+    if original.get("related_object_type") == "redemption" or original.get("redemption"):
         raise InvalidRedemption(
             f"Redemption {redemption_id} is part of a stacked redemption: roll back its parent with "
             "POST /v1/redemptions/{parentId}/rollbacks"
         )
-    _check_rollbackable(row)
-    original = row["body"]
+    _check_rollbackable(original)
     date = iso_now()
     body = _rollback_body(original, date=date, reason=reason, tracking_id=tracking_id, metadata=metadata)
     event = {
@@ -180,23 +188,29 @@ async def rollback_stacked(
     services: Services, project_id: str, parent_id: str, params: dict[str, Any], *, request_id: str
 ) -> dict[str, Any]:
     reason, tracking_id, metadata = _options(params)
-    async with services.pool.acquire() as conn:
-        parent = await _load(conn, project_id, parent_id)
-        if parent["related_object_type"] != "redemption":
-            raise InvalidRedemptionParent(f"Redemption {parent_id} is not the parent of a stacked redemption")
-        _check_rollbackable(parent)
-        children = await conn.fetch(
-            "SELECT body FROM redemptions WHERE project_id = $1 AND parent_id = $2 AND object = 'redemption' "
-            "ORDER BY date, id",
-            project_id,
-            parent_id,
+    parent, pending = await _load(services, project_id, parent_id)
+    if parent.get("related_object_type") != "redemption":
+        raise InvalidRedemptionParent(f"Redemption {parent_id} is not the parent of a stacked redemption")
+    _check_rollbackable(parent)
+    if parent_id in pending.redemptions:  # not persisted yet: its children are in the same pending event
+        originals = sorted(
+            (b for b in pending.redemptions.values() if b.get("redemption") == parent_id),
+            key=lambda b: (b["date"], b["id"]),
         )
-    originals = [c["body"] for c in children]
+    else:
+        async with services.pool.acquire() as conn:
+            children = await conn.fetch(
+                "SELECT body FROM redemptions WHERE project_id = $1 AND parent_id = $2 AND object = 'redemption' "
+                "ORDER BY date, id",
+                project_id,
+                parent_id,
+            )
+        originals = [c["body"] for c in children]
     date = iso_now()
     bodies = [
         _rollback_body(o, date=date, reason=reason, tracking_id=tracking_id, metadata=metadata) for o in originals
     ]
-    parent_body = _rollback_body(parent["body"], date=date, reason=reason, tracking_id=tracking_id, metadata=metadata)
+    parent_body = _rollback_body(parent, date=date, reason=reason, tracking_id=tracking_id, metadata=metadata)
     parent_body["amount"] = sum(int(b.get("amount") or 0) for b in bodies)
     event = {
         "type": "rollback",
@@ -208,4 +222,4 @@ async def rollback_stacked(
         "rolled_back_parent": parent_id,
     }
     await _commit(services, project_id, originals, bodies, event, parent_id)
-    return {"rollbacks": bodies, "parent_rollback": parent_body, "order": parent["body"].get("order")}
+    return {"rollbacks": bodies, "parent_rollback": parent_body, "order": parent.get("order")}

@@ -19,7 +19,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 import engine
-from voucherd.checkout import counters, live_state, redemption_counters, redemption_records
+from voucherd.checkout import counters, live_state, pending_redemptions, redemption_counters, redemption_records
 from voucherd.checkout.counters import Group, Op
 from voucherd.checkout.hot_definitions import DefinitionsCache, ProjectDefinitions
 from voucherd.checkout.redeem_request import RedeemRequest
@@ -445,6 +445,7 @@ async def redeem(services: Services, project_id: str, request: RedeemRequest, *,
         services.scripts,
         "ALL" if mode == "ALL" else "PARTIAL",
         groups,
+        pending=pending_redemptions.record(event),  # readable at once, before the worker persists it
         now_ms=evaluation.now_ms,
         session_key=request.session.key or "" if request.session else "",
         stream_key=stream_key,

@@ -10,10 +10,19 @@ from typing import Any
 
 import asyncpg
 
-from voucherd.checkout.redemption_records import finalize
+from voucherd.checkout.redemption_records import finalize, merge_named
 from voucherd.jobs import webhooks
 from voucherd.loyalty import earning as loyalty_earning
 from voucherd.loyalty import referrals
+
+
+class OriginalNotPersisted(Exception):
+    """A rollback arrived before the redemption it rolls back is in PostgreSQL: try it again later.
+
+    Since read-your-writes (issue 17) a redemption can be rolled back before the worker persisted it,
+    and another worker may still hold that redemption's batch uncommitted. Refusing the rollback's
+    batch (and trying it later) keeps the two consistent whichever commits first.
+    """
 
 
 def _row(project_id: str, body: dict[str, Any]) -> tuple[Any, ...]:
@@ -75,9 +84,11 @@ async def persist(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> int
             if parent and event.get("rolled_back_parent"):
                 rolled_back.append((project_id, event["rolled_back_parent"], parent["id"], parent["date"]))
         if event.get("customer") and event["customer"].get("id"):
-            customers[(project_id, event["customer"]["id"])] = event["customer"]
+            key = (project_id, event["customer"]["id"])
+            customers[key] = merge_named(customers.get(key), event["customer"])
         if event.get("order") and event["order"].get("id"):
-            orders[(project_id, event["order"]["id"])] = event["order"]
+            key = (project_id, event["order"]["id"])
+            orders[key] = merge_named(orders.get(key), event["order"])
     if not rows:
         return 0
     columns = list(zip(*rows.values(), strict=True))
@@ -107,7 +118,20 @@ async def persist(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> int
                    WHERE project_id = $1 AND id = $2 AND status <> 'ROLLED_BACK'""",
                 rolled_back,
             )
+            await _require_rolled_back(conn, rolled_back)
     return len(inserted)
+
+
+async def _require_rolled_back(conn: asyncpg.Connection, rolled_back: list[tuple[str, str, str, str]]) -> None:
+    missing = await conn.fetch(
+        """SELECT r.id FROM unnest($1::text[], $2::text[]) AS r(project_id, id)
+           WHERE NOT EXISTS (SELECT 1 FROM redemptions x
+                             WHERE x.project_id = r.project_id AND x.id = r.id AND x.status = 'ROLLED_BACK')""",
+        [p for p, *_ in rolled_back],
+        [i for _, i, *_ in rolled_back],
+    )
+    if missing:
+        raise OriginalNotPersisted("not yet persisted: " + ", ".join(r["id"] for r in missing[:5]))
 
 
 async def _upsert_customers(conn: asyncpg.Connection, customers: dict[tuple[str, str], dict[str, Any]]) -> None:

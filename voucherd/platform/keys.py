@@ -109,6 +109,15 @@ def wallets(project_id: str) -> str:
     return f"{project_tag(project_id)}:wallets"
 
 
+def pending_redemptions(project_id: str) -> str:
+    """HASH of the redemption and rollback events the worker has not persisted yet (read-your-writes).
+
+    The commit script writes it with the stream entry: the event's home field holds its JSON, every other
+    id it answers for holds ``@<home>``. The worker deletes the fields once PostgreSQL has the event (see
+    voucherd.pending_redemptions)."""
+    return f"{project_tag(project_id)}:pending"
+
+
 def client_rate(ip: str) -> str:
     """The client API's request counter for one IP (its own slot: it is touched alone)."""
     return f"{PREFIX}:rate:{{{ip}}}"

@@ -11,7 +11,7 @@ from server.query import int_param
 from server.responses import ORJSONResponse
 from server.routing import resource
 from voucherd.catalog import customers
-from voucherd.checkout import customer_wallet
+from voucherd.checkout import customer_wallet, pending_parties
 
 
 async def list_customers(request: Request) -> ORJSONResponse:
@@ -29,8 +29,11 @@ async def create_customer(request: Request) -> ORJSONResponse:
 
 
 async def get_customer(request: Request) -> ORJSONResponse:
-    async with context(request).pool.acquire() as conn:
-        customer = await customers.get(conn, project_id(request), request.path_params["customerId"])
+    ctx = context(request)
+    async with ctx.pool.acquire() as conn:
+        customer = await pending_parties.get_customer(
+            ctx.redis, conn, project_id(request), request.path_params["customerId"]
+        )
     return ORJSONResponse(customer)
 
 

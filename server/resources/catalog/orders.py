@@ -9,6 +9,7 @@ from server.context import context, project_id
 from server.responses import ORJSONResponse
 from server.routing import resource
 from voucherd.catalog import orders
+from voucherd.checkout import pending_parties
 
 
 async def list_orders(request: Request) -> ORJSONResponse:
@@ -26,8 +27,9 @@ async def create_order(request: Request) -> ORJSONResponse:
 
 
 async def get_order(request: Request) -> ORJSONResponse:
-    async with context(request).pool.acquire() as conn:
-        order = await orders.get(conn, project_id(request), request.path_params["orderId"])
+    ctx = context(request)
+    async with ctx.pool.acquire() as conn:
+        order = await pending_parties.get_order(ctx.redis, conn, project_id(request), request.path_params["orderId"])
     return ORJSONResponse(order)
 
 

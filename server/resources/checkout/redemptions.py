@@ -28,8 +28,10 @@ async def redeem(request: Request) -> ORJSONResponse:
 async def list_redemptions(request: Request) -> ORJSONResponse:
     q = request.query_params
     order = q.get("order", "-created_at")
-    async with context(request).pool.acquire() as conn:
+    ctx = context(request)
+    async with ctx.pool.acquire() as conn:
         items, total = await redemption_queries.list_page(
+            ctx.redis,
             conn,
             project_id(request),
             limit=int_param(request, "limit", 10),
@@ -45,8 +47,9 @@ async def list_redemptions(request: Request) -> ORJSONResponse:
 
 
 async def get_redemption(request: Request) -> ORJSONResponse:
-    async with context(request).pool.acquire() as conn:
-        body = await redemption_queries.get(conn, project_id(request), request.path_params["redemptionId"])
+    ctx = context(request)
+    async with ctx.pool.acquire() as conn:
+        body = await redemption_queries.get(ctx.redis, conn, project_id(request), request.path_params["redemptionId"])
     return ORJSONResponse(body)
 
 

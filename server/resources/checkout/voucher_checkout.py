@@ -41,7 +41,7 @@ async def code_redemptions(request: Request) -> ORJSONResponse:
         raise NotFound.of("voucher", code)
     async with ctx.pool.acquire() as conn:
         entries, total = await redemption_queries.list_page(
-            conn, project_id(request), limit=100, page=1, voucher_code=code
+            ctx.redis, conn, project_id(request), limit=100, page=1, voucher_code=code
         )
     quantity = int(state["quantity"]) if state.get("quantity") else None
     return ORJSONResponse(

@@ -25,6 +25,9 @@
 --            a max field names a field of the same hash holding the max ("" there = unlimited);
 --            a lock key pair makes live reservations of other sessions count as taken; an op's
 --            reason is reported when its guard fails ("" = the group's).
+--   pending  (optional, read-your-writes) KEYS index of the pending-events HASH, 0 or absent for none;
+--            with it: pending_home (the field that holds the event), pending_refs (fields that hold
+--            "@" .. home) and pending_ids (per group: an id that holds "@" .. home if the group applied)
 -- ARGV[2]  the event's common JSON part (an object's inside, without braces)
 -- ARGV[2 + g]  group g's event JSON (an object), appended to "applied" when the group applies
 --
@@ -175,5 +178,22 @@ end
 if stream_index > 0 and #applied > 0 then
   local event = '{' .. common .. ',"applied":[' .. table.concat(applied, ',') .. ']}'
   redis.call('XADD', KEYS[stream_index], '*', 'data', event)
+  -- Read-your-writes (issue 17): the event is readable by its ids until the worker has persisted it.
+  local pending = tonumber(plan.pending) or 0
+  if pending > 0 then
+    local ref = '@' .. plan.pending_home
+    local fields = { plan.pending_home, event }
+    for _, field in ipairs(plan.pending_refs) do
+      table.insert(fields, field)
+      table.insert(fields, ref)
+    end
+    for g, id in ipairs(plan.pending_ids) do
+      if results[g] == 'ok' and id ~= '' then
+        table.insert(fields, id)
+        table.insert(fields, ref)
+      end
+    end
+    redis.call('HSET', KEYS[pending], unpack(fields))
+  end
 end
 return finish(results)
