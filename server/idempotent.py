@@ -1,4 +1,4 @@
-"""Wraps a handler so that an ``Idempotency-Key`` header makes retries safe (see voucherd.idempotency)."""
+"""Wraps a handler so that an ``Idempotency-Key`` header makes retries safe (see voucherd.checkout.idempotency)."""
 
 from __future__ import annotations
 

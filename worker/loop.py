@@ -4,7 +4,7 @@ Each stream has one consumer group (``voucherd``); every worker process is a
 consumer in it, so several processes share the work without double effects.
 A message is acknowledged only after its task finished.
 
-Each consumer beats a heartbeat (voucherd.heartbeats) from a task of its own. A consumer that
+Each consumer beats a heartbeat (voucherd.platform.heartbeats) from a task of its own. A consumer that
 starts, and every one about once a heartbeat interval, looks for consumers whose heartbeat is
 gone and takes over their pending messages at once (``take_over``: only entries still pending
 for the gone consumer, never a live one's). Messages a live consumer failed or deferred stay in

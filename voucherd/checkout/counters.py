@@ -7,7 +7,7 @@ then moves every counter and appends the event to the stream, atomically.
 
 Every commit also leaves its outcome under a commit record for ``COMMIT_RECORD_MS``. When the
 connection fails after the script was sent, the client cannot know whether it ran; it runs it
-again with the same record (voucherd.redis_client), and a script that already ran answers its
+again with the same record (voucherd.platform.redis_client), and a script that already ran answers its
 first outcome without moving anything. So a commit is never applied twice.
 """
 
@@ -130,7 +130,7 @@ async def apply(
         "groups": planned,
     }
     common = orjson.dumps(event or {})[1:-1] or b'"request":null'
-    if pending is not None and stream:  # read-your-writes (voucherd.pending_redemptions)
+    if pending is not None and stream:  # read-your-writes (voucherd.checkout.pending_redemptions)
         plan["pending"] = index(pending.key)
         plan["pending_home"] = pending.home
         plan["pending_refs"] = list(pending.refs)

@@ -44,7 +44,7 @@ class ProjectDefinitions:
     rewards: dict[str, dict[str, Any]] = field(default_factory=dict)
     reward_assignments: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     loaded_at: float = 0.0
-    # Built on first use by voucherd.qualifications, then kept with these definitions.
+    # Built on first use by voucherd.checkout.qualifications, then kept with these definitions.
     qualifier: Any = None
     # Redeemable definitions compiled for the engine on first use (see compiled_redeemable).
     compiled: dict[tuple[str, ...], Any] = field(default_factory=dict)

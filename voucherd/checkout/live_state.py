@@ -38,7 +38,7 @@ def _counts(raw: list[Any]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class VoucherLive:
-    state: dict[str, str]  # the voucher hash (see voucherd.voucher_state)
+    state: dict[str, str]  # the voucher hash (see voucherd.definitions.voucher_state)
     held: dict[str, int]  # amounts reserved by other live sessions: redeemed, balance, points
     counts: dict[str, int] = field(default_factory=dict)  # rule name -> redemption count of its scope
 

@@ -450,7 +450,7 @@ async def redeem(services: Services, project_id: str, request: RedeemRequest, *,
         session_key=request.session.key or "" if request.session else "",
         stream_key=stream_key,
         event=event,
-        commit_id=parent_id,  # a retried commit answers its first outcome (voucherd.counters)
+        commit_id=parent_id,  # a retried commit answers its first outcome (voucherd.checkout.counters)
     )
     failed = {i: outcome for i, outcome in enumerate(outcomes) if outcome != counters.OK}
     inapplicable = list(result.get("inapplicable_redeemables") or [])

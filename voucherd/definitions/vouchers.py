@@ -1,7 +1,7 @@
 """Vouchers (``v_`` ids): codes of a campaign or standalone, their balances and transactions.
 
 A voucher of a campaign inherits the campaign's voucher template (discount, gift effect, loyalty card
-rules, validity) unless it overrides a field; its live counters live in Redis (voucherd.voucher_state),
+rules, validity) unless it overrides a field; its live counters live in Redis (voucherd.definitions.voucher_state),
 written in the same call as PostgreSQL. Callers bump the definitions version after each change.
 """
 

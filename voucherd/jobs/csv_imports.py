@@ -9,7 +9,7 @@ foreign-key checks are most of the cost, and one backend uses one core); for vou
 each code's Redis state as a JSON object, written with ``voucher_put_rows.lua`` as soon as its chunk commits.
 The staging tables are UNLOGGED and named after the action (not TEMP, which only their own session could read);
 they are dropped at the end, and a retry of the action drops what a crashed attempt left. Column meanings are those of
-``voucherd.imports`` (money in major units, unknown columns become metadata).
+``voucherd.jobs.imports`` (money in major units, unknown columns become metadata).
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ _DISCOUNT_EFFECTS = (
     "APPLY_TO_ITEMS_BY_QUANTITY",
 )  # fmt: skip
 
-# The live-state fields of voucherd.voucher_state, as one JSON object of strings, empty ones left out.
+# The live-state fields of voucherd.definitions.voucher_state, as one JSON object of strings, empty ones left out.
 _STATE = """jsonb_strip_nulls(jsonb_build_object(
     'id', v.id, 'campaign_id', v.campaign_id, 'type', v.type, 'active', CASE WHEN v.active THEN '1' ELSE '0' END,
     'start', (floor(extract(epoch FROM v.start_date) * 1000))::bigint::text,

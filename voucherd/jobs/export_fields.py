@@ -1,6 +1,6 @@
 """What each exported object can put in its CSV file, and how its order becomes SQL.
 
-One ``Catalog`` (voucherd.sql_filters) per ``exported_object``: the rows it reads (``FROM`` and the
+One ``Catalog`` (voucherd.platform.sql_filters) per ``exported_object``: the rows it reads (``FROM`` and the
 project's scope), each field of the contract as an SQL expression (with the joins it needs, added only
 when asked for), the fields sent when none are named, and the orders the contract allows. ``build``
 turns the export's ``parameters`` (already checked by ``check``) into one ``SELECT`` with positional

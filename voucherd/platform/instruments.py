@@ -6,7 +6,7 @@ points prometheus-client at it (``PROMETHEUS_MULTIPROC_DIR``) before the workers
 each worker writes its samples to its own memory-mapped file, and a scrape of any worker
 adds them up. In a single process (tests, ``python -m worker``) the default registry is
 used. Recording a sample costs a few microseconds, which is why these live here rather
-than in Redis like the worker's series (voucherd.metrics).
+than in Redis like the worker's series (voucherd.platform.metrics).
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def project_tag(project_id: str) -> str:
 
 
 def voucher_state(project_id: str, code: str) -> str:
-    """HASH of one voucher's live state (see voucherd.voucher_state)."""
+    """HASH of one voucher's live state (see voucherd.definitions.voucher_state)."""
     return f"{project_tag(project_id)}:v:{code}"
 
 
@@ -65,7 +65,8 @@ def project_stream(project_id: str, name: str) -> str:
 
 def customer_segments(project_id: str) -> str:
     """HASH of segment membership for the hot path: field ``id:<customer id>`` and ``src:<source id>`` -> JSON
-    list of segment ids (sorted). Written by voucherd.segments after each PostgreSQL change; absent = no segment."""
+    list of segment ids (sorted). Written by voucherd.catalog.segments after each PostgreSQL change;
+    absent = no segment."""
     return f"{project_tag(project_id)}:custsegs"
 
 
@@ -85,7 +86,8 @@ def rolled_back(project_id: str) -> str:
 
 
 def commit_record(beside: str, commit_id: str) -> str:
-    """STRING: the outcome of one counter commit, kept briefly so a retried commit answers it (voucherd.counters).
+    """STRING: the outcome of one counter commit, kept briefly so a retried commit answers it
+    (voucherd.checkout.counters).
 
     It takes the hash tag of ``beside``, a key the same commit touches, so the script stays in one slot.
     """
@@ -100,7 +102,7 @@ def idempotency(project_id: str, key: str) -> str:
 
 
 def counters(project_id: str) -> str:
-    """HASH of redemption counts per customer and per incentive (see voucherd.redemption_counters)."""
+    """HASH of redemption counts per customer and per incentive (see voucherd.checkout.redemption_counters)."""
     return f"{project_tag(project_id)}:counters"
 
 
@@ -114,7 +116,7 @@ def pending_redemptions(project_id: str) -> str:
 
     The commit script writes it with the stream entry: the event's home field holds its JSON, every other
     id it answers for holds ``@<home>``. The worker deletes the fields once PostgreSQL has the event (see
-    voucherd.pending_redemptions)."""
+    voucherd.checkout.pending_redemptions)."""
     return f"{project_tag(project_id)}:pending"
 
 

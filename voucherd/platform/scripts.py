@@ -35,14 +35,14 @@ def _load_sources() -> dict[str, str]:
 SOURCES: dict[str, str] = _load_sources()
 
 # Scripts whose second run answers what the first did, so a call whose connection failed after
-# sending may run again (voucherd.redis_client): read_state and customer_ids_claim_many only
+# sending may run again (voucherd.platform.redis_client): read_state and customer_ids_claim_many only
 # read, or claim an id with HSETNX and read it back; floor only reads; apply_counters keeps
 # each commit's outcome under its commit record and answers that to a second run.
 REPLAY_SAFE = frozenset({"read_state", "customer_ids_claim_many", "floor", "apply_counters"})
 
 
 class _Timed:
-    """A registered script whose round trips are measured (voucherd.instruments)."""
+    """A registered script whose round trips are measured (voucherd.platform.instruments)."""
 
     def __init__(self, name: str, script: AsyncScript) -> None:
         self._histogram = SCRIPT_SECONDS.labels(name)

@@ -1,4 +1,4 @@
-"""``GET /metrics``: the Prometheus exposition of voucherd.metrics (public, like ``/health``)."""
+"""``GET /metrics``: the Prometheus exposition of voucherd.platform.metrics (public, like ``/health``)."""
 
 from __future__ import annotations
 

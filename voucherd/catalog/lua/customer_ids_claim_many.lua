@@ -1,4 +1,4 @@
--- Claim customer ids for many source_ids at once (voucherd.imports): the id already mapped, else the candidate.
+-- Claim customer ids for many source_ids at once (voucherd.jobs.imports): the id already mapped, else the candidate.
 --
 -- KEYS[1]    the project's HASH source_id -> customer id (keys.customer_ids)
 -- ARGV       source_id, candidate id, source_id, candidate id, ...

@@ -18,7 +18,7 @@
 --   record   KEYS index of the commit record, 0 for none; record_ms its lifetime (ms, a string).
 --            The outcome is stored there in the same atomic step, and a second run with the same
 --            record answers it without moving anything: a commit retried after a lost reply
---            (voucherd.redis_client) is applied once.
+--            (voucherd.platform.redis_client) is applied once.
 --   groups   [{reason, ops: [[key index, field, delta, max, max field, min, lock zset key index,
 --            lock amounts key index, reason], ...]}, ...]
 --            Numbers are strings ("" = absent). max/min bound the field's value after the delta;

@@ -1,4 +1,4 @@
--- Write the live-state HASHes of many imported codes, each with its own fields (voucherd.imports).
+-- Write the live-state HASHes of many imported codes, each with its own fields (voucherd.jobs.imports).
 --
 -- KEYS[i]    the state key of the i-th code (all of one project: one hash tag, one slot)
 -- ARGV[1]    mode: "replace" (a new code: drop a stale hash or "missing" marker) or "if_absent" (a code an

@@ -1,4 +1,4 @@
--- Take over the pending messages of a consumer that is gone (voucherd.heartbeats, worker.loop).
+-- Take over the pending messages of a consumer that is gone (voucherd.platform.heartbeats, worker.loop).
 --
 -- KEYS[1]  the stream
 -- ARGV[1]  the consumer group   ARGV[2]  the gone consumer   ARGV[3]  the consumer taking over

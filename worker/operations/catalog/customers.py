@@ -1,4 +1,4 @@
-"""``CUSTOMERS.IMPORT_CSV|BULK_UPDATE|METADATA_UPDATE``: thin wrappers over voucherd.imports and voucherd.bulk."""
+"""``CUSTOMERS.IMPORT_CSV|BULK_UPDATE|METADATA_UPDATE``: thin wrappers over voucherd.jobs.imports and voucherd.bulk."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``VOUCHERS.IMPORT|IMPORT_CSV|BULK_UPDATE|METADATA_UPDATE`` and the campaign imports
-``CAMPAIGN.VOUCHERS_IMPORT|VOUCHERS_IMPORT_CSV``: thin wrappers over voucherd.imports and voucherd.bulk."""
+``CAMPAIGN.VOUCHERS_IMPORT|VOUCHERS_IMPORT_CSV``: thin wrappers over voucherd.jobs.imports and voucherd.bulk."""
 
 from __future__ import annotations
 
