@@ -31,8 +31,12 @@ async def _claim_when_committed(ctx: WorkerContext, action_id: str) -> Any:
     while True:
         async with ctx.pool.acquire() as conn:
             row = await async_actions.claim(conn, action_id)
-            if row is not None or await async_actions.exists(conn, action_id):
+            if row is not None:
                 return row
+            if await async_actions.exists(conn, action_id):
+                # Visible now, but the claim above may have run just before the commit: claim again
+                # (None now really means finished, or claimed by another worker).
+                return await async_actions.claim(conn, action_id)
         if time.monotonic() > deadline:
             log.warning("async action %s was announced but never committed", action_id)
             return None
