@@ -9,6 +9,7 @@ in the worker (:func:`purge_codes`). Callers bump the definitions version after 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -645,56 +646,77 @@ async def generate_codes(
         await redis_bulk.run_script_batches(redis, SOURCES["voucher_put_many"], batches, key_prefix)
         timings["redis"] += time.monotonic() - began
 
-    seen: set[str] = set()
-    done = fruitless = 0
-    writing: asyncio.Task[None] | None = None
-    try:
-        async with pool.acquire() as conn:
+    async def insert_chunk(conn: asyncpg.Connection, ids: list[str], codes: list[str]) -> list[tuple[str, str]]:
+        """One chunk in one transaction: its codes that were free, with the campaign's count moved by as many."""
+        began = time.monotonic()
+        async with conn.transaction():
+            inserted: list[tuple[str, str]] | None = None
+            if direct:
+                try:
+                    async with conn.transaction():
+                        await conn.copy_records_to_table(
+                            "vouchers",
+                            records=zip(ids, codes, *map(itertools.repeat, copy_values), strict=False),
+                            columns=["id", "code", *copy_columns],
+                        )
+                    inserted = list(zip(ids, codes, strict=True))
+                except asyncpg.UniqueViolationError:
+                    inserted = None
+            if inserted is None:
+                await conn.copy_records_to_table("voucherd_new_codes", records=zip(ids, codes, strict=True))
+                inserted = [(r["id"], r["code"]) for r in await conn.fetch(insert_sql, *shared.values())]
             await conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS voucherd_new_codes (id text, code text) ON COMMIT DELETE ROWS"
+                "UPDATE campaigns SET vouchers_count = vouchers_count + $2 WHERE id = $1", campaign_id, len(inserted)
             )
-            while done < count:
-                want = min(CHUNK, count - done)
-                began = time.monotonic()
-                codes = engine_generate_codes(config, want, exclude=seen)
-                seen.update(codes)
-                # Sorted codes and consecutive ids (a random 10-hex prefix per chunk, then a counter) make
-                # both unique indexes take the chunk in key order: far fewer random page touches.
-                codes.sort()
-                prefix = os.urandom(5).hex()
-                records = [(f"v_{prefix}{i:010x}", code) for i, code in enumerate(codes)]
-                timings["generate"] += time.monotonic() - began
-                began = time.monotonic()
-                async with conn.transaction():
-                    inserted: list[tuple[str, str]] | None = None
-                    if direct:
-                        try:
-                            async with conn.transaction():
-                                await conn.copy_records_to_table(
-                                    "vouchers",
-                                    records=[(*record, *copy_values) for record in records],
-                                    columns=["id", "code", *copy_columns],
-                                )
-                            inserted = records
-                        except asyncpg.UniqueViolationError:
-                            inserted = None
-                    if inserted is None:
-                        await conn.copy_records_to_table("voucherd_new_codes", records=records)
-                        inserted = [(r["id"], r["code"]) for r in await conn.fetch(insert_sql, *shared.values())]
-                    await conn.execute(
-                        "UPDATE campaigns SET vouchers_count = vouchers_count + $2 WHERE id = $1",
-                        campaign_id,
-                        len(inserted),
-                    )
-                timings["postgres"] += time.monotonic() - began
-                if writing is not None:
-                    await writing
-                writing = asyncio.create_task(write_state(inserted))
-                done += len(inserted)
-                fruitless = 0 if inserted else fruitless + 1
-                if fruitless >= 3:
-                    raise OperationError(f"Only {done} free codes found for this code_config; make it longer.")
-                await progress(min(99, done * 100 // count))
+        timings["postgres"] += time.monotonic() - began
+        return inserted
+
+    seen: set[str] = set()
+    done = fruitless = planned = 0
+    writing: asyncio.Task[None] | None = None
+    # Chunks in flight, each on its own connection: index upkeep is most of PostgreSQL's work and one
+    # backend uses one core, so two chunks go in at once while the worker draws the next one.
+    in_flight: dict[asyncio.Task[list[tuple[str, str]]], tuple[asyncpg.Connection, int]] = {}
+    try:
+        async with pool.acquire() as conn, pool.acquire() as second:
+            free = [second, conn]
+            for each in free:
+                await each.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS voucherd_new_codes (id text, code text) ON COMMIT DELETE ROWS"
+                )
+            try:
+                while done < count:
+                    while free and done + planned < count:
+                        want = min(CHUNK, count - done - planned)
+                        began = time.monotonic()
+                        codes = engine_generate_codes(config, want, exclude=seen)
+                        seen.update(codes)
+                        # Sorted codes and consecutive ids (a random 10-hex prefix per chunk, then a counter)
+                        # make both unique indexes take the chunk in key order: fewer random page touches.
+                        codes.sort()
+                        head = "v_" + os.urandom(5).hex()
+                        ids = [head + tail for tail in _id_tails(len(codes))]
+                        timings["generate"] += time.monotonic() - began
+                        chunk_conn = free.pop()
+                        in_flight[asyncio.create_task(insert_chunk(chunk_conn, ids, codes))] = (chunk_conn, want)
+                        planned += want
+                    finished, _pending = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    for task in finished:
+                        chunk_conn, want = in_flight.pop(task)
+                        free.append(chunk_conn)
+                        planned -= want
+                        inserted = task.result()
+                        if writing is not None:
+                            await writing
+                        writing = asyncio.create_task(write_state(inserted))
+                        done += len(inserted)
+                        fruitless = 0 if inserted else fruitless + 1
+                        if fruitless >= 3:
+                            raise OperationError(f"Only {done} free codes found for this code_config; make it longer.")
+                        await progress(min(99, done * 100 // count))
+            finally:
+                # Never hand a connection back to the pool while a chunk still runs on it.
+                await asyncio.gather(*in_flight, return_exceptions=True)
             if writing is not None:
                 await writing
                 writing = None
@@ -718,6 +740,16 @@ async def generate_codes(
         "message": f"{done} vouchers generated in {time.monotonic() - started:.2f} s ({spent})",
         "done_count": done,
     }
+
+
+_ID_TAILS: list[str] = []
+
+
+def _id_tails(count: int) -> list[str]:
+    """The counter part of a chunk's ids (``0000000000``, ``0000000001``…), formatted once per process."""
+    if len(_ID_TAILS) < count:
+        _ID_TAILS.extend(f"{i:010x}" for i in range(len(_ID_TAILS), count))
+    return _ID_TAILS[:count]
 
 
 class OperationError(Exception):
