@@ -24,6 +24,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -33,6 +34,9 @@ from typing import Any
 
 import httpx
 import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpu  # a sibling module: this file runs as a script
 
 from voucherd.platform import keys
 from voucherd.platform.localstack import PostgresServer, RedisServer, free_port
@@ -120,6 +124,73 @@ def _json_tail(text: str) -> dict[str, Any]:
     return {**created["server_side_key"], "project_id": created["project_id"]}
 
 
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root`` (the stack this script started), for CPU seconds by role."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int(Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class CpuSampler:
+    """CPU seconds by role of every process below this one, sampled every 0.2 s from /proc so that
+    short-lived processes (PostgreSQL's autovacuum workers) count too; PostgreSQL also by process title."""
+
+    def __init__(self) -> None:
+        self.ticks: dict[int, tuple[str, int]] = {}
+        self.first: dict[int, int] = {}
+        self.initial: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for pid in _descendants(os.getpid()):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                role = cpu.role_of(cmdline)
+                if role is None:
+                    continue
+                if role == "postgres":
+                    title = cmdline.split(b"\x00")[0].decode(errors="replace")
+                    kind = title.removeprefix("postgres: ").split(" ")[0]
+                    role = "postgres" if kind.startswith("/") else f"postgres {kind}"
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks = int(fields[11]) + int(fields[12])
+                self.first.setdefault(pid, ticks)
+                self.ticks[pid] = (role, ticks)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self._sample()
+
+    def __enter__(self) -> CpuSampler:
+        self._sample()  # processes present now count from here, later ones from zero
+        self.initial = set(self.first)
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        seconds: dict[str, float] = {}
+        for pid, (role, ticks) in self.ticks.items():
+            start = self.first[pid] if pid in self.initial else 0
+            seconds[role] = seconds.get(role, 0.0) + (ticks - start) / os.sysconf("SC_CLK_TCK")
+        return {role: round(s, 2) for role, s in sorted(seconds.items()) if s > 0}
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+
 def run_one(target: Target, count: int, http: httpx.Client) -> dict[str, Any]:
     r = redis.Redis.from_url(target.redis_url)
     name = f"bench-{count}-{random.randrange(1 << 30):x}"
@@ -133,6 +204,8 @@ def run_one(target: Target, count: int, http: httpx.Client) -> dict[str, Any]:
         "vouchers_count": count,
     }
     base = int(r.dbsize())
+    sampler = CpuSampler().__enter__()
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     response = http.post(f"{target.url}/v1/campaigns", json=body, headers=target.headers)
     returned = time.perf_counter()
@@ -151,6 +224,7 @@ def run_one(target: Target, count: int, http: httpx.Client) -> dict[str, Any]:
                 raise RuntimeError(f"the generation failed: {action}")
         time.sleep(0.01)
     in_redis = time.perf_counter()
+    cpu_used = sampler.stop()
     while True:
         action = http.get(f"{target.url}/v1/async-actions/{action_id}", headers=target.headers).json()
         if action["status"] in ("DONE", "FAILED"):
@@ -178,6 +252,8 @@ def run_one(target: Target, count: int, http: httpx.Client) -> dict[str, Any]:
         "total": listing["total"],
         "sample_ok": f"{present}/{len(sample)}",
         "validated": validated,
+        "cpu_s": cpu_used,
+        "load": (load_before, os.getloadavg()[0]),
     }
 
 
@@ -219,7 +295,8 @@ def main() -> None:
                 f"{row['count']:>9} {row['create_ms']:>9.1f} {row['redis_s']:>9.2f} {rate:>9.0f} "
                 f"{row['done_s']:>8.2f} {row['processing_ms']!s:>9}  {row['status']}, listed {row['total']}, "
                 f"sample state {row['sample_ok']}, last code: {row['validated']}; "
-                f"{(row['result'] or {}).get('message')}",
+                f"{(row['result'] or {}).get('message')}; CPU s until in Redis {row['cpu_s']}, "
+                f"load {row['load'][0]:.1f}→{row['load'][1]:.1f}",
                 flush=True,
             )
 

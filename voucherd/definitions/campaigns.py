@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 
 from engine.codegen import generate_codes as engine_generate_codes
 from voucherd.definitions import categories, voucher_state, vouchers
-from voucherd.platform import async_actions, keys
+from voucherd.platform import async_actions, keys, redis_bulk
 from voucherd.platform.errors import (
     DuplicateFound,
     InvalidCampaign,
@@ -635,7 +635,6 @@ async def generate_codes(
     shared_state: list[str | bytes] = [str(len(state))]
     for name, value in state.items():
         shared_state += [name, value]
-    put_many = redis.register_script(SOURCES["voucher_put_many"])
 
     timings = {"generate": 0.0, "postgres": 0.0, "redis": 0.0}
 
@@ -646,17 +645,21 @@ async def generate_codes(
     copy_columns = [c for c in shared if c not in json_columns and shared[c] is not None]
     copy_values = tuple(shared[c] for c in copy_columns)
 
+    shared_args = [value if isinstance(value, bytes) else value.encode() for value in shared_state]
+    key_prefix = keys.voucher_state(project_id, "").encode()
+
     async def write_state(inserted: list[tuple[str, str]]) -> None:
         began = time.monotonic()
-        async with redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(inserted), REDIS_BATCH):
-                batch = inserted[start : start + REDIS_BATCH]
-                await put_many(
-                    keys=[keys.voucher_state(project_id, code) for _id, code in batch],
-                    args=[*shared_state, *(voucher_id for voucher_id, _code in batch)],
-                    client=pipe,
+        batches = []
+        for start in range(0, len(inserted), REDIS_BATCH):
+            batch = inserted[start : start + REDIS_BATCH]
+            batches.append(
+                (
+                    [code.encode() for _id, code in batch],
+                    [*shared_args, *(voucher_id.encode() for voucher_id, _code in batch)],
                 )
-            await pipe.execute()
+            )
+        await redis_bulk.run_script_batches(redis, SOURCES["voucher_put_many"], batches, key_prefix)
         timings["redis"] += time.monotonic() - began
 
     seen: set[str] = set()

@@ -29,6 +29,13 @@ class Status(enum.StrEnum):
     FAILED = "FAILED"
 
 
+# What the API shows of an action: never ``upload`` (a CSV file of megabytes while the action runs;
+# a client polling an import's progress had PostgreSQL decompress and send it on every poll).
+VIEW_COLUMNS = (
+    "id, type, status, operation_status, result, progress, request_id, created_at, updated_at, started_at, finished_at"
+)
+
+
 def view(row: asyncpg.Record, *, with_result: bool = True) -> dict[str, Any]:
     processing_time = None
     if row["started_at"] is not None and row["finished_at"] is not None:
@@ -81,7 +88,9 @@ async def enqueue(
 
 
 async def get(conn: asyncpg.Connection, project_id: str, action_id: str) -> dict[str, Any]:
-    row = await conn.fetchrow("SELECT * FROM async_actions WHERE project_id = $1 AND id = $2", project_id, action_id)
+    row = await conn.fetchrow(
+        f"SELECT {VIEW_COLUMNS} FROM async_actions WHERE project_id = $1 AND id = $2", project_id, action_id
+    )
     if row is None:
         raise NotFound.of("async_action", action_id)
     return view(row)
@@ -93,7 +102,7 @@ async def list_recent(
     if not 1 <= limit <= 100:
         raise InvalidQueryParams("limit must be between 1 and 100")
     rows = await conn.fetch(
-        """SELECT * FROM async_actions
+        f"""SELECT {VIEW_COLUMNS} FROM async_actions
            WHERE project_id = $1 AND ($2::timestamptz IS NULL OR created_at < $2)
            ORDER BY created_at DESC, id DESC LIMIT $3""",
         project_id,
