@@ -46,10 +46,8 @@ if redis.sha1hex(wallet) ~= ARGV[4] then
   return { version, customer_id, segments, wallet, 'keys', false }
 end
 
-local out = {}
-local parts = {}
-for k = 5, #KEYS, 3 do
-  local state = redis.call('HGETALL', KEYS[k])
+-- The amounts live sessions hold on a code: its lock ZSET's members still live, summed.
+local function held_on(k)
   local held = {}
   local live = redis.call('ZRANGEBYSCORE', KEYS[k + 1], '(' .. now, '+inf')
   for _, member in ipairs(live) do
@@ -60,18 +58,31 @@ for k = 5, #KEYS, 3 do
       end
     end
   end
-  local held_json = '{}'
-  if next(held) ~= nil then held_json = cjson.encode(held) end
-  table.insert(out, state)
-  table.insert(out, held_json)
-  -- JSON texts delimit themselves, so the joined text names one state (and cjson is C, not Lua).
-  parts[#parts + 1] = cjson.encode(state)
-  parts[#parts + 1] = held_json
+  if next(held) == nil then return '{}' end
+  return cjson.encode(held)
 end
-local fingerprint = redis.sha1hex(table.concat(parts))
+
+-- Most wallets have no code locked by a session at all: one EXISTS over every lock key says so.
+local locks = {}
+for k = 6, #KEYS, 3 do locks[#locks + 1] = KEYS[k] end
+local any_lock = #locks > 0 and redis.call('EXISTS', unpack(locks)) > 0
+
+-- The fingerprint text: per code its state's fields and values NUL-joined (stored text never holds a
+-- NUL: JSON escapes it) and its held amounts; the number of parts per code is in the text too.
+local parts = {}
+for k = 5, #KEYS, 3 do
+  local state = redis.call('HGETALL', KEYS[k])
+  parts[#parts + 1] = #state
+  parts[#parts + 1] = table.concat(state, '\0')
+  parts[#parts + 1] = any_lock and held_on(k) or '{}'
+end
+local fingerprint = redis.sha1hex(table.concat(parts, '\0'))
 if fingerprint == ARGV[5] and version == ARGV[6] then
   return { version, customer_id, segments, false, 'same', fingerprint }
 end
 local reply = { version, customer_id, segments, false, 'fresh', fingerprint }
-for _, v in ipairs(out) do table.insert(reply, v) end
+for k = 5, #KEYS, 3 do
+  table.insert(reply, redis.call('HGETALL', KEYS[k]))
+  table.insert(reply, any_lock and held_on(k) or '{}')
+end
 return reply
