@@ -136,3 +136,30 @@ def test_a_code_held_by_a_session_and_released_is_seen_at_once(client: TestClien
     released = client.delete(f"/v1/vouchers/{held}/sessions/sess-1", headers=h)
     assert released.status_code == 204, released.text
     assert set(wallet_ids(client, h)) == {held, free}
+
+
+def test_pages_filled_by_a_wallet_newer_than_every_promotion(client: TestClient, h: dict[str, str]) -> None:
+    tiers = [{"name": f"T{n}", "action": {"discount": {"type": "AMOUNT", "amount_off": 100 + n}}} for n in range(40)]
+    promotion = {"name": "Older", "campaign_type": "PROMOTION", "promotion": {"tiers": tiers}}
+    assert client.post("/v1/campaigns", json=promotion, headers=h).status_code == 200
+    campaign = coupons(client, h, "Newer")
+    codes = publish(client, h, campaign, "walt", count=8)
+
+    def page(options: dict[str, Any]) -> dict[str, Any]:
+        body = {"customer": {"source_id": "walt"}, "order": {"amount": 10000}, "options": options}
+        response = client.post("/v1/qualifications", json=body, headers=h)
+        assert response.status_code == 200, response.text
+        found: dict[str, Any] = response.json()["redeemables"]
+        return found
+
+    everything = [item["id"] for item in page({"limit": 50})["data"]]
+    assert len(everything) == 8 + 40 + 1 and set(everything[:8]) == set(codes)
+    seen: list[str] = []
+    options: dict[str, Any] = {"limit": 3}
+    for _ in range(20):
+        found = page(options)
+        seen += [item["id"] for item in found["data"]]
+        if not found["has_more"]:
+            break
+        options = {"limit": 3, "starting_after": found["more_starting_after"]}
+    assert seen == everything

@@ -326,6 +326,8 @@ def _newest_first(
     """
     collected: list[dict[str, Any]] = []
     for qualifier, candidates in shared.chunks:
+        if not render_all and sum(1 for w in wallet if _created(w) > _created(candidates[0])) >= want - len(collected):
+            break  # the wallet alone fills the rest with codes newer than anything left (a full wallet's case)
         oldest = _created(candidates[-1])
         if boundary is not None and oldest >= boundary:
             continue  # the whole chunk is on earlier pages
