@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import engine
+from voucherd.checkout import wallet_cache
 from voucherd.checkout.hot_definitions import ProjectDefinitions
+from voucherd.checkout.live_state import VoucherLive
 from voucherd.checkout.redeem_request import Redeemable, parse_order
 from voucherd.checkout.redeemables import _tier, _voucher
-from voucherd.checkout.service import Services, engine_order, live_state
+from voucherd.checkout.service import Services, engine_order
 from voucherd.platform import instruments
 from voucherd.platform.errors import InvalidPayload
 from voucherd.platform.timeutil import iso_us
@@ -41,6 +43,8 @@ FILTER_FIELDS = (
     "code",
     "holder_role",
 )
+# Scenarios that keep only what applies to products (after evaluation).
+PRODUCTS = ("PRODUCTS", "PRODUCTS_DISCOUNT", "PRODUCTS_BY_CUSTOMER", "PRODUCTS_DISCOUNT_BY_CUSTOMER")
 CONDITIONS = ("$is", "$is_not", "$in", "$not_in", "$has_value", "$is_unknown")
 MAX_LIMIT = 50
 DEFAULT_LIMIT = 5
@@ -209,9 +213,9 @@ def _shared(defs: ProjectDefinitions) -> SharedCandidates:
     return shared
 
 
-def _wallet_candidates(defs: ProjectDefinitions, live: live_state.LiveState) -> list[dict[str, Any]]:
+def _wallet_candidates(defs: ProjectDefinitions, vouchers: dict[str, VoucherLive | None]) -> list[dict[str, Any]]:
     candidates = []
-    for code, voucher in live.vouchers.items():
+    for code, voucher in vouchers.items():
         if voucher is None or (voucher.state.get("campaign_id") and voucher.state["campaign_id"] not in defs.campaigns):
             continue
         resolved = _voucher(defs, Redeemable("voucher", code), voucher)
@@ -229,6 +233,31 @@ def _wallet_candidates(defs: ProjectDefinitions, live: live_state.LiveState) -> 
         )
         candidates.append(entry)
     return candidates
+
+
+def _compiled_wallet(
+    services: Services,
+    project_id: str,
+    customer: dict[str, Any],
+    read: wallet_cache.WalletRead,
+    defs: ProjectDefinitions,
+) -> wallet_cache.CompiledWallet | None:
+    """The customer's wallet candidates: the process's copy when Redis said it is current, else built and kept."""
+    if read.compiled is not None:
+        return read.compiled
+    if not read.codes:
+        return None
+    compiled = wallet_cache.CompiledWallet(
+        version=defs.version,
+        customer_id=read.customer_id or "",
+        wallet_sha=read.wallet_sha,
+        codes=read.codes,
+        fingerprint=read.fingerprint,
+        candidates=_wallet_candidates(defs, read.vouchers),
+    )
+    if defs.version == read.version:
+        services.wallets.put(wallet_cache.cache_key(project_id, customer), compiled)
+    return compiled
 
 
 def _created(item: dict[str, Any]) -> str:
@@ -285,41 +314,49 @@ def _newest_first(
     want: int,
     boundary: str | None,
     evaluate: Any,
+    render_all: bool = False,
 ) -> list[dict[str, Any]]:
     """Shared candidates chunk by chunk, newest first, until the first ``want`` results are certain.
 
     Every candidate in a later chunk is older than the current chunk's oldest, so once ``want``
     results (shared so far plus wallet codes at least that new) are in hand, no later one can
-    displace them.
+    displace them. For the same reason, on a first page a chunk only renders what is still wanted:
+    anything after that has ``want`` newer results before it (``render_all`` when a later filter
+    may drop some of those).
     """
     collected: list[dict[str, Any]] = []
     for qualifier, candidates in shared.chunks:
+        if not render_all and sum(1 for w in wallet if _created(w) > _created(candidates[0])) >= want - len(collected):
+            break  # the wallet alone fills the rest with codes newer than anything left (a full wallet's case)
         oldest = _created(candidates[-1])
         if boundary is not None and oldest >= boundary:
             continue  # the whole chunk is on earlier pages
-        collected += [d for d in evaluate(qualifier) if boundary is None or _created(d) < boundary]
+        if boundary is None:
+            collected += evaluate(qualifier, None if render_all else want - len(collected))
+        else:
+            collected += [d for d in evaluate(qualifier) if _created(d) < boundary]
         if len(collected) + sum(1 for w in wallet if _created(w) >= oldest) >= want:
             break
     return collected
 
 
+def _wallet_newest_first(
+    compiled: wallet_cache.CompiledWallet, limit: int | None, boundary: str | None, evaluate: Any
+) -> list[dict[str, Any]]:
+    """What ``evaluate(all the wallet, limit)`` gives (newest first), from the first chunks that can fill it."""
+    found: list[dict[str, Any]] = []
+    for qualifier, candidates in compiled.chunks:
+        if boundary is not None and _created(candidates[-1]) >= boundary:
+            continue  # the whole chunk is on earlier pages (and filtered out below)
+        found += evaluate(qualifier, None if limit is None else limit - len(found))
+        if limit is not None and len(found) >= limit:
+            break
+    return found
+
+
 async def qualify(services: Services, project_id: str, request: QualificationRequest) -> dict[str, Any]:
     now = datetime.now(UTC)
     customer = request.customer or {}
-    # First trip: definitions version, customer, segments, wallet. Second (wallet codes only): their state.
-    live = await live_state.read(
-        services.redis,
-        services.scripts,
-        services.pool,
-        project_id,
-        [],
-        tier_ids=[],
-        now=now,
-        session_key=None,
-        customer=customer,
-        create_customer=False,
-    )
-    defs = await services.definitions.get(project_id, live.version)
     wants_wallet = request.scenario in (
         "ALL",
         "CUSTOMER_WALLET",
@@ -327,21 +364,20 @@ async def qualify(services: Services, project_id: str, request: QualificationReq
         "PRODUCTS_DISCOUNT_BY_CUSTOMER",
         "AUDIENCE_ONLY",
     )
-    if wants_wallet and live.wallet:
-        wallet_live = await live_state.read(
-            services.redis,
-            services.scripts,
-            services.pool,
-            project_id,
-            live.wallet,
-            tier_ids=[],
-            now=now,
-            session_key=None,
-            customer=customer,
-            create_customer=False,
-            with_counts=False,  # qualifications do not apply per-customer limits
-        )
-        live.vouchers = wallet_live.vouchers
+    # One round trip: definitions version, customer, segments, and the wallet's state, or only
+    # word that this process's compiled copy of it is still exact.
+    live = await wallet_cache.read(
+        services.redis,
+        services.scripts,
+        services.pool,
+        services.wallets,
+        project_id,
+        customer,
+        now,
+        wants_wallet=wants_wallet,
+    )
+    defs = await services.definitions.get(project_id, live.version)
+    compiled = _compiled_wallet(services, project_id, customer, live, defs)
 
     engine_customer = {
         **customer,
@@ -362,9 +398,17 @@ async def qualify(services: Services, project_id: str, request: QualificationReq
     def evaluate(qualifier: Any, limit: int | None = None) -> list[dict[str, Any]]:
         return _evaluate(qualifier, order, engine_customer, now, rule, context, limit)
 
-    wallet_candidates = [c for c in _wallet_candidates(defs, live) if _matches(_facts(c, defs), request.filters)]
     # On a first page only that page (plus one) of the customer's codes is rendered.
-    wallet = evaluate(engine.Qualifier(wallet_candidates), page_limit) if wallet_candidates else []
+    wallet: list[dict[str, Any]] = []
+    if compiled is None or not compiled.candidates:
+        pass
+    elif request.filters:
+        chosen_codes = [c for c in compiled.candidates if _matches(_facts(c, defs), request.filters)]
+        wallet = evaluate(engine.Qualifier(chosen_codes), page_limit) if chosen_codes else []
+    elif rule == "DEFAULT":
+        wallet = _wallet_newest_first(compiled, page_limit, boundary, evaluate)
+    else:
+        wallet = evaluate(compiled.everything, page_limit)
     if boundary is not None and rule == "DEFAULT":
         wallet = [w for w in wallet if _created(w) < boundary]
     data: list[dict[str, Any]] = []
@@ -374,11 +418,11 @@ async def qualify(services: Services, project_id: str, request: QualificationReq
             chosen = [c for c in shared.candidates if _matches(_facts(c, defs), request.filters)]
             data = evaluate(engine.Qualifier(chosen), page_limit)
         elif rule == "DEFAULT":
-            data = _newest_first(shared, wallet, request.limit + 1, boundary, evaluate)
+            data = _newest_first(shared, wallet, request.limit + 1, boundary, evaluate, request.scenario in PRODUCTS)
         else:
             data = evaluate(shared.everything, page_limit)
     data += wallet
-    if request.scenario in ("PRODUCTS", "PRODUCTS_DISCOUNT", "PRODUCTS_BY_CUSTOMER", "PRODUCTS_DISCOUNT_BY_CUSTOMER"):
+    if request.scenario in PRODUCTS:
         data = [d for d in data if (d.get("applicable_to") or {}).get("total")]
 
     data.sort(key=lambda item: _sort_key(item, rule), reverse=True)

@@ -11,7 +11,7 @@ voucher that Redis does not hold yet.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from voucherd.checkout.counters import Group, Op
 from voucherd.checkout.hot_definitions import DefinitionsCache, ProjectDefinitions
 from voucherd.checkout.redeem_request import RedeemRequest
 from voucherd.checkout.redeemables import Resolved, resolve, voucher_codes
+from voucherd.checkout.wallet_cache import WalletCache
 from voucherd.platform import instruments, keys
 from voucherd.platform.errors import InvalidPayload, VoucherdError
 from voucherd.platform.ids import new_id
@@ -52,6 +53,7 @@ class Services:
     pool: asyncpg.Pool
     definitions: DefinitionsCache
     streams: StreamAnnouncer
+    wallets: WalletCache = field(default_factory=WalletCache)  # customers' wallets compiled for qualifications
 
 
 @dataclass

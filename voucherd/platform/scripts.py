@@ -36,9 +36,9 @@ SOURCES: dict[str, str] = _load_sources()
 
 # Scripts whose second run answers what the first did, so a call whose connection failed after
 # sending may run again (voucherd.platform.redis_client): read_state and customer_ids_claim_many only
-# read, or claim an id with HSETNX and read it back; floor only reads; apply_counters keeps
+# read (as wallet_state), or claim an id with HSETNX and read it back; floor only reads; apply_counters keeps
 # each commit's outcome under its commit record and answers that to a second run.
-REPLAY_SAFE = frozenset({"read_state", "customer_ids_claim_many", "floor", "apply_counters"})
+REPLAY_SAFE = frozenset({"read_state", "wallet_state", "customer_ids_claim_many", "floor", "apply_counters"})
 
 
 class _Timed:
