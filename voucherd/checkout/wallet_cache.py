@@ -26,6 +26,7 @@ import engine
 from voucherd.checkout.live_state import VoucherLive
 from voucherd.definitions import voucher_state
 from voucherd.platform import keys
+from voucherd.platform.errors import MultipleRequests
 from voucherd.platform.scripts import Scripts
 
 # Codes kept compiled per process, over all customers; the least recently used wallets go first.
@@ -152,7 +153,8 @@ async def read(
         raw_wallet: bytes = reply[3]
         codes, sha, fingerprint = list(orjson.loads(raw_wallet)), hashlib.sha1(raw_wallet).hexdigest(), ""
     else:
-        raise RuntimeError("the wallet changed under every read")  # pragma: no cover - needs a writer per call
+        # A writer changed the wallet between every read: the client may try again (never a 500).
+        raise MultipleRequests("The customer's wallet changed while it was read; try again")  # pragma: no cover
     segments = orjson.loads(reply[2]) if reply[2] else []
     answer = WalletRead(int(reply[0]), _text(reply[1]) if reply[1] else None, list(segments))
     if status == "same" and held is not None:
