@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from voucherd.catalog import customers, orders
+from voucherd.catalog import customer_views, customers, orders
 from voucherd.checkout import pending_redemptions
 from voucherd.checkout.redemption_records import merge_named
 from voucherd.platform import keys
@@ -136,8 +136,8 @@ async def get_customer(redis: aioredis.Redis, conn: asyncpg.Connection, project_
                 )
                 persisted = {r["id"] for r in stored}
                 counts = _summary_counts([b for b in bodies if b["id"] not in persisted])
-                return customers.customer_view({**dict(row), **{k: row[k] + v for k, v in counts.items()}})
-            return customers.customer_view(row)
+                return customer_views.customer_view({**dict(row), **{k: row[k] + v for k, v in counts.items()}})
+            return customer_views.customer_view(row)
     event = next((e for e in pending.events if (e.get("customer") or {}).get("id") in ids), None)
     if event is None:
         raise NotFound.of("customer", ref)
@@ -152,7 +152,7 @@ async def get_customer(redis: aioredis.Redis, conn: asyncpg.Connection, project_
         **_summary_counts(_counted(pending, named["id"])),
         "created_at": first,
     }
-    return customers.customer_view(row)
+    return customer_views.customer_view(row)
 
 
 async def get_order(redis: aioredis.Redis, conn: asyncpg.Connection, project_id: str, ref: str) -> dict[str, Any]:

@@ -12,9 +12,9 @@ import asyncpg
 
 from voucherd.catalog import publications
 from voucherd.catalog.customer_views import simple_view
-from voucherd.checkout import pending_redemptions
+from voucherd.checkout import counters, pending_redemptions, redemption_records
 from voucherd.checkout.counters import Group, Op
-from voucherd.checkout.service import Services, counters, redemption_records
+from voucherd.checkout.service import Services
 from voucherd.definitions import campaigns, voucher_state, vouchers
 from voucherd.loyalty import cards as loyalty_cards
 from voucherd.loyalty import rewards as rewards_module
