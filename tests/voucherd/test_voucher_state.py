@@ -156,3 +156,37 @@ def test_balance_script_guards_zero(client: TestClient, project: ProjectKeys, se
 
     over, ok, absent = run(settings, body)
     assert over == [-1, 900] and ok == [1, 0, 900] and absent == [0]
+
+
+def test_bulk_writes_keep_a_hash_loaded_from_the_same_row(settings: Settings, project: ProjectKeys) -> None:
+    """A validation between a generated chunk's commit and its Redis batch loads the new code's hash from
+    PostgreSQL; a redemption may then move it. The batch must not reset it, but it still replaces a
+    "missing" marker and a hash of another voucher."""
+    pid = project.project_id
+
+    async def body(r: aioredis.Redis, _pool: Any) -> dict[str, dict[bytes, bytes]]:
+        loaded, marker, other, absent = (keys.voucher_state(pid, code) for code in ("L-1", "M-1", "O-1", "A-1"))
+        await r.hset(loaded, mapping={"id": "v_loaded", "active": "1", "redeemed": "1"})  # loaded, then redeemed
+        await r.hset(marker, mapping={"missing": "1"})
+        await r.hset(other, mapping={"id": "v_someone_else", "redeemed": "7"})
+        many = r.register_script(SOURCES["voucher_put_many"])
+        written = await many(
+            keys=[loaded, marker, other, absent],
+            args=["2", "active", "1", "redeemed", "0", "v_loaded", "v_marker", "v_other", "v_absent"],
+        )
+        rows = r.register_script(SOURCES["voucher_put_rows"])
+        row_keys = [keys.voucher_state(pid, code) for code in ("RL-1", "RN-1")]
+        await r.hset(row_keys[0], mapping={"id": "v_row", "redeemed": "2"})
+        row_written = await rows(
+            keys=row_keys,
+            args=["replace", *(orjson.dumps({"id": i, "redeemed": "0"}).decode() for i in ("v_row", "v_new"))],
+        )
+        assert (written, row_written) == (3, 1)
+        return {k: await r.hgetall(keys.voucher_state(pid, k)) for k in ("L-1", "M-1", "O-1", "A-1", "RL-1", "RN-1")}
+
+    state = run(settings, body)
+    assert state["L-1"][b"redeemed"] == b"1"  # the redemption made after the load stays
+    assert state["M-1"] == {b"id": b"v_marker", b"active": b"1", b"redeemed": b"0"}
+    assert state["O-1"][b"id"] == b"v_other" and state["O-1"][b"redeemed"] == b"0"
+    assert state["A-1"][b"id"] == b"v_absent"
+    assert state["RL-1"][b"redeemed"] == b"2" and state["RN-1"] == {b"id": b"v_new", b"redeemed": b"0"}
