@@ -1,4 +1,4 @@
-"""The asyncio Redis client (hiredis parser) with voucherd's Lua scripts registered.
+"""The asyncio Redis client (hiredis parser and packer) with voucherd's Lua scripts registered.
 
 ``redis://…`` is one server; ``redis+cluster://host:port`` is a Redis Cluster, reached
 through any of its nodes. Every key a script touches shares its project's hash tag, so
