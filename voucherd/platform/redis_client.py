@@ -1,4 +1,4 @@
-"""The asyncio Redis client (hiredis parser) with voucherd's Lua scripts registered.
+"""The asyncio Redis client (hiredis parser and packer) with voucherd's Lua scripts registered.
 
 ``redis://…`` is one server; ``redis+cluster://host:port`` is a Redis Cluster, reached
 through any of its nodes. Every key a script touches shares its project's hash tag, so
@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -58,7 +59,28 @@ def _name(command: Any) -> str:
 
 
 class CheckedConnection(aioredis.Connection):
-    """A connection that tells a failure before writing a command from one after it."""
+    """A connection that tells a failure before writing a command from one after it, and packs
+    commands in C.
+
+    redis-py's asyncio connection packs every command in Python (one bytes join per argument)
+    even with hiredis installed; a checkout script call has 20 to 40 arguments, and packing
+    them cost more server CPU than parsing the reply. ``hiredis.pack_command`` writes the same
+    bytes in one pass (its sync client does the same, ``redis.connection.HiredisRespSerializer``).
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        if isinstance(first, str):  # redis-py sends some as one word: "XINFO GROUPS"
+            args = (*first.encode().split(), *args[1:])
+        elif b" " in first:
+            args = (*first.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            # What hiredis does not take (a memoryview, a bool): redis-py's own packer, which
+            # chunks the one and refuses the other with its DataError.
+            packed: list[bytes] = super().pack_command(*args)
+            return packed
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         # Connecting and the health-check PING come first: a failure there (a refusal, a
