@@ -28,6 +28,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from voucherd.platform.script_wire import ScriptWire
 from voucherd.platform.scripts import Scripts
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,16 @@ class ReconnectingRedis(aioredis.Redis):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.replay_safe: set[str] = set()
+        # The Lua scripts' own connection (voucherd.platform.script_wire), to the server the pool reaches;
+        # rediss:// keeps redis-py's path (the wire speaks no TLS).
+        pool = self.connection_pool
+        plain = issubclass(pool.connection_class, (CheckedConnection, aioredis.UnixDomainSocketConnection))
+        self.script_wire = ScriptWire(pool.connection_kwargs) if plain else None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self.script_wire is not None:
+            self.script_wire.close()
+        await super().aclose(close_connection_pool)
 
     def _may_retry(self, args: tuple[Any, ...], exc: Exception) -> bool:
         if self.connection is not None:  # a single-connection client: there is no fresh one to take

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from voucherd.platform.instruments import SCRIPT_SECONDS
+from voucherd.platform.script_wire import ScriptWire
 
 
 def _load_sources() -> dict[str, str]:
@@ -42,15 +43,28 @@ REPLAY_SAFE = frozenset({"read_state", "wallet_state", "customer_ids_claim_many"
 
 
 class _Timed:
-    """A registered script whose round trips are measured (voucherd.platform.instruments)."""
+    """A registered script whose round trips are measured (voucherd.platform.instruments).
 
-    def __init__(self, name: str, script: AsyncScript) -> None:
+    With a ``ScriptWire`` (one server, not a cluster) the call goes over that pipelined
+    connection; otherwise through redis-py's script object.
+    """
+
+    def __init__(self, name: str, source: str, script: AsyncScript, wire: ScriptWire | None) -> None:
         self._histogram = SCRIPT_SECONDS.labels(name)
         self._script = script
+        self._wire = wire
+        self._sha = script.sha
+        self._source = source
+        self._replay_safe = name in REPLAY_SAFE
 
     async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
         started = time.perf_counter()
         try:
+            if self._wire is not None:
+                try:
+                    return await self._wire.evalsha(self._sha, self._source, keys, args, replay_safe=self._replay_safe)
+                except TypeError:  # an argument hiredis cannot pack (a bool): redis-py's packer refuses it clearly
+                    pass
             return await self._script(keys=keys, args=args)
         finally:
             self._histogram.observe(time.perf_counter() - started)
@@ -61,7 +75,10 @@ class Scripts:
 
     def __init__(self, client: aioredis.Redis) -> None:
         registered = {name: client.register_script(source) for name, source in SOURCES.items()}
-        self._scripts: dict[str, _Timed] = {name: _Timed(name, script) for name, script in registered.items()}
+        wire: ScriptWire | None = getattr(client, "script_wire", None)  # redis_client.ReconnectingRedis
+        self._scripts: dict[str, _Timed] = {
+            name: _Timed(name, SOURCES[name], script, wire) for name, script in registered.items()
+        }
         replay_safe: set[str] | None = getattr(client, "replay_safe", None)  # redis_client.ReconnectingRedis
         if replay_safe is not None:
             replay_safe.update(registered[name].sha for name in REPLAY_SAFE)
