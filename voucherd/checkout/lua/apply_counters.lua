@@ -98,26 +98,37 @@ local function current(op)
 end
 
 -- Returns nil when every guard holds, else the reason of the first that does not.
+-- The reason an op's guard fails for, '' for its group's, or nil when it holds.
+local function check_op(op)
+  local after = current(op) + op.delta
+  local held = 0
+  if op.zkey then held = reserved(op.zkey, op.akey, op.field) end
+  local max = op.max
+  if op.max_field ~= '' then
+    local raw = redis.call('HGET', op.key, op.max_field)
+    if raw and raw ~= '' then
+      local from_field = tonumber(raw)
+      if max == nil or from_field < max then max = from_field end
+    end
+  end
+  -- A max bounds growth (e.g. redeemed <= quantity): others' reservations count as taken.
+  local failed = (max ~= nil and op.delta > 0 and after + held > max)
+  -- A min bounds spending (e.g. balance >= 0): others' reservations are already spoken for.
+  failed = failed or (op.min ~= nil and op.delta < 0 and after - held < op.min)
+  if failed then return op.reason end
+  return nil
+end
+
+-- Returns nil when every guard holds, else the reason of the first that does not.
 local function check(group)
   for _, op in ipairs(group.ops) do
-    local after = current(op) + op.delta
-    local held = 0
-    if op.zkey then held = reserved(op.zkey, op.akey, op.field) end
-    local max = op.max
-    if op.max_field ~= '' then
-      local raw = redis.call('HGET', op.key, op.max_field)
-      if raw and raw ~= '' then
-        local from_field = tonumber(raw)
-        if max == nil or from_field < max then max = from_field end
+    -- An op without bounds (most redemption counts) cannot fail, so its value is not read.
+    if op.max ~= nil or op.max_field ~= '' or op.min ~= nil then
+      local failure = check_op(op)
+      if failure ~= nil then
+        if failure ~= '' then return failure end
+        return group.reason
       end
-    end
-    -- A max bounds growth (e.g. redeemed <= quantity): others' reservations count as taken.
-    local failed = (max ~= nil and op.delta > 0 and after + held > max)
-    -- A min bounds spending (e.g. balance >= 0): others' reservations are already spoken for.
-    failed = failed or (op.min ~= nil and op.delta < 0 and after - held < op.min)
-    if failed then
-      if op.reason ~= '' then return op.reason end
-      return group.reason
     end
   end
   return nil
