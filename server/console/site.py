@@ -1,0 +1,29 @@
+"""The console's mount: its pages, its static files, and the login check around them.
+
+Adding a page: a module in ``server/console/`` exporting ``routes`` (built with ``routing.page``), one
+line in ``PAGES`` below, and its nav entry in ``templating.NAV``.
+"""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from server.console import campaigns, login
+from server.console.guard import SessionGuard
+from server.console.templating import HERE
+
+# One line per page module, so that parallel additions do not collide.
+PAGES: list[BaseRoute] = [
+    *login.routes,
+    *campaigns.routes,
+]
+
+routes: list[BaseRoute] = [
+    Mount(
+        "/console",
+        routes=[*PAGES, Mount("/static", StaticFiles(directory=HERE / "static"), name="static")],
+        middleware=[Middleware(SessionGuard)],
+    )
+]
