@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from server.console import campaigns, login
+from server.console import campaigns, codes, login
 from server.console.guard import SessionGuard
 from server.console.templating import HERE
 
@@ -18,6 +18,7 @@ from server.console.templating import HERE
 PAGES: list[BaseRoute] = [
     *login.routes,
     *campaigns.routes,
+    *codes.routes,
 ]
 
 routes: list[BaseRoute] = [
