@@ -33,6 +33,8 @@ T = TypeVar("T")
 KINDS = ("text", "textarea", "int", "number", "money", "choice", "bool", "json", "hidden")
 # ".voucher.discount.type", ".promotion.tiers[0].name": the paths the domain's messages name.
 _PATH = re.compile(r"(?<![\w.])\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\.\d+|\[\d+\])*)")
+# "rules.1.conditions should be an object": the validation rules' checks name paths without the dot.
+_BARE_PATH = re.compile(r"^([A-Za-z_]\w*(?:\.\w+|\[\d+\])*)\b")
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,12 @@ def field_for(form: Form, text: str, values: Mapping[str, str] | None = None) ->
     a scoped one, the top-level field is meant only if it is blank: the domain checks the top level first,
     so an error about a filled-in top-level field must come from the nested object."""
     names = [f.name for f in form.fields if f.kind != "hidden"]
-    for match in _PATH.finditer(text):
-        path = re.sub(r"\[(\d+)\]", r".\1", match.group(1))
+    paths = [m.group(1) for m in _PATH.finditer(text)]
+    bare = _BARE_PATH.match(text)
+    if bare is not None and ("." in bare.group(1) or bare.group(1) in names):
+        paths.append(bare.group(1))
+    for raw in paths:
+        path = re.sub(r"\[(\d+)\]", r".\1", raw)
         found = [
             hit for hit in (_match(names, prefix + path) for prefix in ("", *(s + "." for s in form.scopes))) if hit
         ]

@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from server.console import campaigns, codes, login
+from server.console import campaigns, codes, login, validation_rules
 from server.console.guard import SessionGuard
 from server.console.templating import HERE
 
@@ -19,6 +19,7 @@ PAGES: list[BaseRoute] = [
     *login.routes,
     *campaigns.routes,
     *codes.routes,
+    *validation_rules.routes,
 ]
 
 routes: list[BaseRoute] = [
