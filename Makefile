@@ -4,12 +4,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-faults install compile servers lint mypy bench loadtest loadtest-smoke clean api-docs
+.PHONY: run test test-faults install compile servers chromium lint mypy bench loadtest loadtest-smoke clean api-docs
 
 run: install servers
 	$(VENV)/bin/voucherd run
 
-test: install servers
+test: install servers chromium
 	$(PY) -m pytest -q -m "not faults"
 
 test-faults: install servers
@@ -31,6 +31,10 @@ compile: $(STAMP)
 
 servers:
 	@bash scripts/ensure-servers.sh
+
+# The console's browser tests (tests/console/) drive Debian's chromium; Playwright's download is not used.
+chromium:
+	@bash scripts/ensure-chromium.sh
 
 lint: install
 	$(VENV)/bin/ruff check .

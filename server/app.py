@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 
 from server.auth import AuthMiddleware
 from server.client_api import ClientApiMiddleware
+from server.console import site as console
 from server.context import AppContext
 from server.errors import UNAVAILABLE, handle_http_exception, handle_unavailable, handle_voucherd_error
 from server.middleware import RequestContextMiddleware
@@ -87,6 +88,7 @@ ROUTES = [
     *stacking_rules.routes,
     *campaigns.routes,
     *vouchers.routes,
+    *console.routes,  # issue 19: the admin console (HTML, its own login), last: no API request pays for it
 ]
 
 

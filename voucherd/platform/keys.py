@@ -123,3 +123,14 @@ def pending_redemptions(project_id: str) -> str:
 def client_rate(ip: str) -> str:
     """The client API's request counter for one IP (its own slot: it is touched alone)."""
     return f"{PREFIX}:rate:{{{ip}}}"
+
+
+def console_session(token: str) -> str:
+    """STRING (JSON) of one browser session of the admin console: project id and key kind, never a secret.
+    Expires on its own (see server.console.sessions)."""
+    return f"{PREFIX}:console:{{{token}}}"
+
+
+def console_flash(token: str) -> str:
+    """LIST of the messages the console shows on that session's next page (beside its session key)."""
+    return f"{PREFIX}:console:{{{token}}}:flash"
