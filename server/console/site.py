@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from server.console import campaigns, login
+from server.console import async_actions, campaigns, customers, exports, live, login, webhooks
 from server.console.guard import SessionGuard
 from server.console.templating import HERE
 
@@ -18,6 +18,11 @@ from server.console.templating import HERE
 PAGES: list[BaseRoute] = [
     *login.routes,
     *campaigns.routes,
+    *customers.routes,
+    *async_actions.routes,
+    *exports.routes,
+    *webhooks.routes,
+    *live.routes,
 ]
 
 routes: list[BaseRoute] = [

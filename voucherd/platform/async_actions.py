@@ -96,6 +96,16 @@ async def get(conn: asyncpg.Connection, project_id: str, action_id: str) -> dict
     return view(row)
 
 
+async def recent_with_results(conn: asyncpg.Connection, project_id: str, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` actions with their results (failed rows and all), for the console's monitor."""
+    rows = await conn.fetch(
+        f"SELECT {VIEW_COLUMNS} FROM async_actions WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        project_id,
+        limit,
+    )
+    return [view(r) for r in rows]
+
+
 async def list_recent(
     conn: asyncpg.Connection, project_id: str, limit: int, end_date: datetime | None
 ) -> tuple[list[dict[str, Any]], bool]:
