@@ -20,6 +20,11 @@ from voucherd.platform.errors import Forbidden, VoucherdError
 
 DELIVERIES_SHOWN = 20
 EVENT_NAMES = tuple(sorted(e for e in webhooks.EVENTS if webhooks.canonical(e) == e))
+# The form groups the events by what they are about (the name's first part: campaign, customer, voucher, …).
+EVENT_GROUPS = tuple(
+    (group, tuple(e for e in EVENT_NAMES if e.split(".", 1)[0] == group))
+    for group in dict.fromkeys(e.split(".", 1)[0] for e in EVENT_NAMES)
+)
 FORM = Form(
     "webhook",
     (
@@ -38,7 +43,7 @@ def _require_management(request: Request) -> None:
 async def _page(request: Request, state: FormState, chosen: list[str], status: int = 200) -> Response:
     async with context(request).pool.acquire() as conn:
         items = await webhooks.list_all(conn, project_id(request))
-    values = {"webhooks": items, "state": state, "event_names": EVENT_NAMES, "chosen": chosen}
+    values = {"webhooks": items, "state": state, "event_groups": EVENT_GROUPS, "chosen": chosen}
     return await render(request, "webhooks/list.html", values, status=status)
 
 

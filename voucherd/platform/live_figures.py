@@ -115,5 +115,8 @@ async def snapshot(redis: aioredis.Redis, multiprocess_dir: str | None) -> dict[
         "at": time.time(),
         "redemptions": redemptions,
         "calls": [c.as_json() for c in calls],
-        "streams": [{"stream": name, **values} for name, values in lag.items()],
+        # ``name``: the stream's own name, without its key's prefix and project tag.
+        "streams": [
+            {"stream": key, "name": key.rsplit(":stream:", 1)[-1].strip("{}"), **values} for key, values in lag.items()
+        ],
     }

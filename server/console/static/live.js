@@ -72,7 +72,7 @@
       const value = old ? quantile(0.95, delta(call, before)) : null;
       push(p95, name, [snap.at, value === null ? null : value * 1000]);
     }
-    for (const s of snap.streams) push(lag, s.stream, [snap.at, s.lag + s.pending]);
+    for (const s of snap.streams) push(lag, s.name, [snap.at, s.lag + s.pending]);
     trim(rate, since);
     for (const points of p95.values()) trim(points, since);
     for (const points of lag.values()) trim(points, since);
@@ -100,26 +100,29 @@
   }
 
   // series: [{name, points: [[t, v|null]]}]
-  function draw(svg, series, now, unit, legend) {
-    const W = 640, H = 200, L = 48, R = 8, T = 8, B = 22;
+  function draw(svg, series, now, span, unit, legend) {
+    // One SVG unit per CSS pixel, so the labels keep their size whatever the page's width.
+    const W = Math.max(320, Math.round(svg.clientWidth || 640)), H = 180, L = 48, R = 12, T = 8, B = 22;
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    svg.setAttribute("height", String(H));
     svg.replaceChildren();
     let max = 0;
     for (const s of series) for (const [, v] of s.points) if (v !== null && v > max) max = v;
     const top = niceMax(max);
     svg.dataset.max = String(max);
-    const x = (t) => L + ((t - (now - WINDOW_S)) / WINDOW_S) * (W - L - R);
+    const x = (t) => L + ((t - (now - span)) / span) * (W - L - R);
     const y = (v) => T + (1 - v / top) * (H - T - B);
     for (let i = 0; i <= 4; i++) {
       const v = (top * i) / 4;
       svg.append(el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
       svg.append(el("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end", class: "tick" }, format(v)));
     }
-    for (let m = 0; m * 60 <= WINDOW_S; m++) {
-      const t = now - m * 60;
-      svg.append(el("text", { x: x(t), y: H - 6, "text-anchor": "middle", class: "tick" }, m ? `-${m}m` : "now"));
+    const step = span <= 60 ? 10 : 60;
+    for (let ago = 0; ago <= span + 0.001; ago += step) {
+      const label = ago === 0 ? "now" : step === 60 ? `-${ago / 60}m` : `-${ago}s`;
+      const anchor = ago === 0 ? "end" : "middle";
+      svg.append(el("text", { x: x(now - ago), y: H - 6, "text-anchor": anchor, class: "tick" }, label));
     }
-    svg.append(el("text", { x: L + 4, y: T + 12, class: "unit" }, unit));
     series.forEach((s, i) => {
       let d = "", pen = "M";
       for (const [t, v] of s.points) {
@@ -144,6 +147,8 @@
 
   function render(snap) {
     const now = snap.at;
+    // The time axis grows with the page's history, from one minute up to the whole window.
+    const span = Math.min(WINDOW_S, Math.max(60, Math.ceil((now - snapshots[0].at) / 60) * 60));
     const last = rate.length ? rate[rate.length - 1][1] : 0;
     const peak = rate.reduce((m, p) => Math.max(m, p[1]), 0);
     document.getElementById("redemptions-total").textContent = String(Math.round(snap.succeeded));
@@ -151,12 +156,12 @@
     const rateOut = document.getElementById("redemptions-rate");
     rateOut.textContent = format(last);
     rateOut.dataset.peak = String(peak);
-    draw(document.getElementById("chart-rate"), [{ name: "redemptions/s", points: rate }], now, "redemptions/s");
+    draw(document.getElementById("chart-rate"), [{ name: "redemptions/s", points: rate }], now, span, "redemptions/s");
     const busiest = [...snap.calls.values()].slice(0, COLORS.length).map((c) => c.call);
     draw(document.getElementById("chart-p95"), busiest.map((name) => ({ name, points: p95.get(name) || [] })),
-      now, "ms", document.getElementById("legend-p95"));
+      now, span, "ms", document.getElementById("legend-p95"));
     draw(document.getElementById("chart-lag"), [...lag.entries()].map(([name, points]) => ({ name, points })),
-      now, "messages", document.getElementById("legend-lag"));
+      now, span, "messages", document.getElementById("legend-lag"));
     document.getElementById("live-status").textContent = "updated " + new Date(now * 1000).toLocaleTimeString();
   }
 
