@@ -33,6 +33,8 @@ T = TypeVar("T")
 KINDS = ("text", "textarea", "int", "number", "money", "choice", "bool", "json", "hidden")
 # ".voucher.discount.type", ".promotion.tiers[0].name": the paths the domain's messages name.
 _PATH = re.compile(r"(?<![\w.])\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\.\d+|\[\d+\])*)")
+# "rules.1.conditions should be an object": the validation rules' checks name paths without the dot.
+_BARE_PATH = re.compile(r"^([A-Za-z_]\w*(?:\.\w+|\[\d+\])*)\b")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class Form:
     fields: tuple[Field, ...]
     fixed: Mapping[str, Any] = field(default_factory=dict)
     submit_label: str = "Create"
+    # Objects whose errors the domain names relative to themselves: a promotion tier's checks say
+    # ".name", not ".promotion.tiers.0.name" (see ``field_for``).
+    scopes: tuple[str, ...] = ()
 
     def body(self, data: Mapping[str, str]) -> dict[str, Any]:
         """The API body for these posted values; a JSON field that does not parse is a ``FieldError``."""
@@ -107,28 +112,46 @@ class FormState:
 
     def refuse(self, error: VoucherdError) -> None:
         text = error.details or error.instance_message or error.message
-        target = field_for(self.form, text)
+        target = field_for(self.form, text, self.values)
         if target is None:
             self.error = text
         else:
             self.errors[target] = text
 
 
-def field_for(form: Form, text: str) -> str | None:
+def field_for(form: Form, text: str, values: Mapping[str, str] | None = None) -> str | None:
     """The field of ``form`` that an error message is about: the first path it names that one of the
-    fields is, holds (an error about ``.voucher.discount`` goes to its first field) or lies under."""
+    fields is, holds (an error about ``.voucher.discount`` goes to its first field) or lies under.
+
+    A path may also be relative to one of the form's ``scopes``. When it fits both a top-level field and
+    a scoped one, the top-level field is meant only if it is blank: the domain checks the top level first,
+    so an error about a filled-in top-level field must come from the nested object."""
     names = [f.name for f in form.fields if f.kind != "hidden"]
-    for match in _PATH.finditer(text):
-        path = re.sub(r"\[(\d+)\]", r".\1", match.group(1))
-        if path in names:
-            return path
-        inside = next((n for n in names if n.startswith(path + ".")), None)
-        if inside is not None:
-            return inside
-        around = [n for n in names if path.startswith(n + ".")]
-        if around:
-            return max(around, key=len)
+    paths = [m.group(1) for m in _PATH.finditer(text)]
+    bare = _BARE_PATH.match(text)
+    if bare is not None and ("." in bare.group(1) or bare.group(1) in names):
+        paths.append(bare.group(1))
+    for raw in paths:
+        path = re.sub(r"\[(\d+)\]", r".\1", raw)
+        found = [
+            hit for hit in (_match(names, prefix + path) for prefix in ("", *(s + "." for s in form.scopes))) if hit
+        ]
+        if not found:
+            continue
+        if len(found) > 1 and values is not None and values.get(found[0], "").strip():
+            return found[1]
+        return found[0]
     return None
+
+
+def _match(names: list[str], path: str) -> str | None:
+    if path in names:
+        return path
+    inside = next((n for n in names if n.startswith(path + ".")), None)
+    if inside is not None:
+        return inside
+    around = [n for n in names if path.startswith(n + ".")]
+    return max(around, key=len) if around else None
 
 
 async def posted(request: Request) -> dict[str, str]:

@@ -10,7 +10,17 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from server.console import async_actions, campaigns, customers, exports, live, login, webhooks
+from server.console import (
+    async_actions,
+    campaigns,
+    codes,
+    customers,
+    exports,
+    live,
+    login,
+    validation_rules,
+    webhooks,
+)
 from server.console.guard import SessionGuard
 from server.console.templating import HERE
 
@@ -18,6 +28,8 @@ from server.console.templating import HERE
 PAGES: list[BaseRoute] = [
     *login.routes,
     *campaigns.routes,
+    *codes.routes,
+    *validation_rules.routes,
     *customers.routes,
     *async_actions.routes,
     *exports.routes,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Undefined
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -29,7 +30,7 @@ NAV: tuple[tuple[str, str], ...] = (
 
 def _filter_money(value: Any) -> str:
     """Minor units as a decimal amount (1050 -> 10.50); the console shows what a shop reads."""
-    if value is None or value == "":
+    if value is None or value == "" or isinstance(value, Undefined):
         return ""
     return f"{int(value) / 100:.2f}"
 

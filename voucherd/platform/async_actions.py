@@ -122,6 +122,23 @@ async def list_recent(
     return [view(r, with_result=False) for r in rows[:limit]], len(rows) > limit
 
 
+async def latest_for(
+    conn: asyncpg.Connection, project_id: str, type: str, param: str, value: str
+) -> dict[str, Any] | None:
+    """The newest action of ``type`` whose params have ``param = value`` (a campaign's code generation,
+    say), without its result; None when there is none."""
+    row = await conn.fetchrow(
+        f"""SELECT {VIEW_COLUMNS} FROM async_actions
+           WHERE project_id = $1 AND type = $2 AND params ->> $3 = $4
+           ORDER BY created_at DESC, id DESC LIMIT 1""",
+        project_id,
+        type,
+        param,
+        value,
+    )
+    return view(row, with_result=False) if row is not None else None
+
+
 # --- worker side -------------------------------------------------------------------------------
 
 
