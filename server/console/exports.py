@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from server.body import check_shape
 from server.console.forms import Field, Form, FormState
 from server.console.routing import page
 from server.console.templating import redirect, render
@@ -71,6 +72,7 @@ async def create(request: Request) -> Response:
     body: dict[str, Any] = {"exported_object": kind, "parameters": {"fields": chosen} if chosen else {}}
     ctx = context(request)
     try:
+        check_shape(body)  # the API's body limits (a NUL character, say), as for the API's request
         async with ctx.pool.acquire() as conn:
             export = await exports.create(
                 conn, ctx.redis, project_id(request), body, _base_url(request), request_id=request_id_of(request)

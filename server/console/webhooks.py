@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.body import check_shape
 from server.console import sessions
 from server.console.forms import Field, Form, FormState
 from server.console.routing import page
@@ -65,6 +66,7 @@ async def create(request: Request) -> Response:
         "active": data["active"] in ("on", "true", "1"),
     }
     try:
+        check_shape(body)  # the API's body limits (a NUL character, say), as for the API's request
         async with context(request).pool.acquire() as conn:
             hook = await webhooks.create(conn, project_id(request), body)
     except VoucherdError as error:

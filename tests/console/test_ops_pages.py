@@ -307,3 +307,21 @@ def test_the_live_figures_move_with_redemptions_and_need_a_session(client: TestC
     assert calls["POST /v1/redemptions"]["p95_ms"] > 0
     assert not any(name.split(" ", 1)[1].startswith("/console") for name in calls)
     assert isinstance(after["streams"], list)
+
+
+def test_a_nul_character_in_a_path_is_not_found_not_an_error(client: TestClient, project: ProjectKeys) -> None:
+    log_in(client, project)
+    for path in ("/console/customers/a%00b", "/console/async-actions/a%00b", "/console/exports/a%00b/download"):
+        assert client.get(path).status_code == 404, path
+
+
+def test_a_nul_character_in_a_form_is_refused_as_the_api_refuses_it(
+    client: TestClient, project: ProjectKeys, settings: Settings, management_headers: dict[str, str]
+) -> None:
+    log_in_management(client, management_headers, project)
+    nul_url = {"target_url": "https://x.example/\x00", "events": ["voucher.created"]}
+    hook = client.post("/console/webhooks", data=nul_url)
+    assert hook.status_code == 400 and 'data-testid="error-target_url"' in hook.text
+    export = client.post("/console/exports", data={"exported_object": "customer", "fields.customer": ["name\x00"]})
+    assert export.status_code == 400 and "NUL" in export.text
+    assert count(settings, "SELECT count(*) FROM webhooks") + count(settings, "SELECT count(*) FROM exports") == 0
