@@ -27,7 +27,7 @@ MULTIPART_FRAMING = 64 * 1024  # room for the form around a file at the size lim
 
 async def _recent(request: Request) -> dict[str, Any]:
     async with context(request).pool.acquire() as conn:
-        actions = await async_actions.recent_with_results(conn, project_id(request), SHOWN + 1)
+        actions = await async_actions.recent_summaries(conn, project_id(request), SHOWN + 1)
     return {
         "actions": actions[:SHOWN],
         "has_more": len(actions) > SHOWN,
