@@ -49,6 +49,7 @@ async def campaign_page(request: Request) -> Response:
         "pages": min(MAX_PAGE, max(1, -(-total // PAGE_SIZE))),
         "generation": await _generation(request, campaign),
         "poll_seconds": POLL_SECONDS,
+        "codes_per_page": PAGE_SIZE,
     }
     return await render(request, "codes/campaign.html", values)
 

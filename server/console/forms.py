@@ -123,9 +123,9 @@ def field_for(form: Form, text: str, values: Mapping[str, str] | None = None) ->
     """The field of ``form`` that an error message is about: the first path it names that one of the
     fields is, holds (an error about ``.voucher.discount`` goes to its first field) or lies under.
 
-    A path may also be relative to one of the form's ``scopes``. When it fits both a top-level field and
-    a scoped one, the top-level field is meant only if it is blank: the domain checks the top level first,
-    so an error about a filled-in top-level field must come from the nested object."""
+    A path may also be relative to one of the form's ``scopes``. When it fits several fields, the first
+    blank one is meant (the domain checks in form order, and most such refusals are about a missing
+    value); when none of them is blank, the form cannot tell which one and shows the error at the top."""
     names = [f.name for f in form.fields if f.kind != "hidden"]
     paths = [m.group(1) for m in _PATH.finditer(text)]
     bare = _BARE_PATH.match(text)
@@ -138,9 +138,10 @@ def field_for(form: Form, text: str, values: Mapping[str, str] | None = None) ->
         ]
         if not found:
             continue
-        if len(found) > 1 and values is not None and values.get(found[0], "").strip():
-            return found[1]
-        return found[0]
+        if len(found) == 1 or values is None:
+            return found[0]
+        blank = [name for name in found if not values.get(name, "").strip()]
+        return blank[0] if blank else None
     return None
 
 

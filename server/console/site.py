@@ -7,6 +7,8 @@ line in ``PAGES`` below, and its nav entry in ``templating.NAV``.
 from __future__ import annotations
 
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
@@ -22,7 +24,9 @@ from server.console import (
     webhooks,
 )
 from server.console.guard import SessionGuard
+from server.console.routing import page
 from server.console.templating import HERE
+from voucherd.platform.errors import NotFound
 
 # One line per page module, so that parallel additions do not collide.
 PAGES: list[BaseRoute] = [
@@ -37,10 +41,19 @@ PAGES: list[BaseRoute] = [
     *live.routes,
 ]
 
+
+async def not_found(request: Request) -> Response:
+    raise NotFound(f"There is no console page at {request.url.path}.")
+
+
 routes: list[BaseRoute] = [
     Mount(
         "/console",
-        routes=[*PAGES, Mount("/static", StaticFiles(directory=HERE / "static"), name="static")],
+        routes=[
+            *PAGES,
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+            page("/{path:path}", GET=not_found),  # an HTML 404 (behind the login check) instead of the API's JSON
+        ],
         middleware=[Middleware(SessionGuard)],
     )
 ]

@@ -48,7 +48,9 @@ templates.env.filters["when"] = _filter_when
 async def render(request: Request, name: str, values: dict[str, Any] | None = None, status: int = 200) -> Response:
     """A page (or an htmx fragment) of the console, with the nav, the session and its flash messages."""
     session = request.scope.get("state", {}).get("console_session")
-    flashes = await sessions.take_flashes(context(request).redis, session) if session is not None else []
+    # A fragment htmx fetches (a poll) would eat the messages meant for the next whole page.
+    whole_page = "hx-request" not in request.headers
+    flashes = await sessions.take_flashes(context(request).redis, session) if session and whole_page else []
     page = {"nav": NAV, "session": session, "flashes": flashes, **(values or {})}
     return templates.TemplateResponse(request, name, page, status_code=status)
 

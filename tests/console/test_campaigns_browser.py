@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.sync_api import expect
 
 from tests.console.conftest import Console, count_rows
@@ -68,6 +69,17 @@ def test_a_coupon_campaign_shows_its_codes_once_generated(
     page.get_by_role("button", name="Search").click()
     expect(rows).to_have_count(1)
     assert rows.first.get_attribute("data-code") == first
+
+    # a redemption through the API shows in the code's count at once (the count is the live one)
+    redeemed = httpx.post(
+        f"{console_server.url}/v1/redemptions",
+        json={"redeemables": [{"object": "voucher", "id": first}], "order": {"amount": 10_000}},
+        headers=console_server.project.headers,
+        timeout=10,
+    )
+    assert redeemed.status_code == 200, redeemed.text
+    page.reload()
+    expect(rows.first.get_by_test_id("redeemed")).to_have_text("1")
 
     page.get_by_role("link", name="Campaigns").first.click()
     row = page.locator("tr[data-campaign='Black Friday']")

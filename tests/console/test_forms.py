@@ -80,3 +80,46 @@ def test_a_refusal_goes_beside_the_field_it_names(message: str, field: str | Non
     assert state.refused
     assert state.values["name"] == "typed"  # the form comes back as it was typed
     assert (state.errors, state.error) == (({field: message}, "") if field else ({}, message))
+
+
+TIERS = Form(
+    "promotion",
+    (
+        Field("name", "Name"),
+        Field("promotion.tiers.0.name", "Tier name"),
+        Field("promotion.tiers.0.action.discount.percent_off", "Percent off", kind="number"),
+        Field("promotion.tiers.1.name", "Second tier name"),
+        Field("promotion.tiers.1.action.discount", "Second tier discount", kind="json"),
+    ),
+    scopes=("promotion.tiers.0", "promotion.tiers.1"),
+)
+
+
+@pytest.mark.parametrize(
+    ("values", "message", "field"),
+    [
+        ({"name": "", "promotion.tiers.0.name": ""}, "Property .name is required", "name"),
+        ({"name": "Promo", "promotion.tiers.0.name": ""}, "Property .name is required", "promotion.tiers.0.name"),
+        (
+            {"name": "Promo", "promotion.tiers.0.name": "Gold", "promotion.tiers.1.name": ""},
+            "Property .name is required",
+            "promotion.tiers.1.name",
+        ),
+        (
+            {"promotion.tiers.0.action.discount.percent_off": "10", "promotion.tiers.1.action.discount": ""},
+            "Property .action.discount is required",
+            "promotion.tiers.1.action.discount",
+        ),
+        # both tiers have a discount: which one is refused cannot be told, so the error goes at the top
+        (
+            {"promotion.tiers.0.action.discount.percent_off": "150", "promotion.tiers.1.action.discount": "{}"},
+            "Property .action.discount.percent_off should be at most 100",
+            None,
+        ),
+        ({"promotion.tiers.0.name": "Gold"}, "Property .banner should be a string", None),
+    ],
+)
+def test_errors_about_a_nested_object_go_to_the_field_they_can_be_about(
+    values: dict[str, str], message: str, field: str | None
+) -> None:
+    assert field_for(TIERS, message, values) == field

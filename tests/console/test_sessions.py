@@ -108,3 +108,27 @@ def test_the_api_still_wants_its_keys(client: TestClient, project: ProjectKeys) 
     _log_in(client, project)  # a console cookie opens nothing in the API
     assert client.get("/v1/campaigns").status_code == 401
     assert client.get("/v1/campaigns", headers=project.headers).status_code == 200
+
+
+def test_console_paths_without_a_page_are_an_html_404_behind_the_login(
+    client: TestClient, project: ProjectKeys
+) -> None:
+    assert client.get("/console/nothing-here", follow_redirects=False).status_code == 303
+    _log_in(client, project)
+    response = client.get("/console/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "There is no console page at /console/nothing-here." in response.text
+    assert client.get("/console", follow_redirects=True).url.path == "/console/campaigns"
+
+
+def test_a_poll_does_not_take_the_next_pages_messages(client: TestClient, project: ProjectKeys) -> None:
+    _log_in(client, project)
+    body = {"name": "Solo", "campaign_type": "DISCOUNT_COUPONS", "vouchers_count": 1,
+            "voucher": {"discount": {"type": "AMOUNT", "amount_off": 500}}}  # fmt: skip
+    created = client.post("/v1/campaigns", json=body, headers=project.headers).json()
+    client.post(f"/console/campaigns/{created['id']}/disable", follow_redirects=False)
+    poll = client.get(f"/console/campaigns/{created['id']}/progress", headers={"HX-Request": "true"})
+    assert poll.headers["hx-refresh"] == "true"  # the campaign is made: the page reloads whole
+    assert "disabled" not in poll.text
+    assert "Campaign Solo disabled." in client.get("/console/campaigns").text
