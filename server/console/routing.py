@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.console.templating import render
-from voucherd.platform.errors import VoucherdError
+from voucherd.platform.errors import NotFound, VoucherdError
 
 Handler = Callable[[Request], Awaitable[Response]]
 PREFIX = "/console"
@@ -27,6 +27,8 @@ def page(path: str, **handlers: Handler) -> Route:
 
     async def dispatch(request: Request) -> Response:
         try:
+            if any("\x00" in value for value in request.path_params.values()):  # PostgreSQL text holds no NUL
+                raise NotFound(f"Cannot {request.method} {request.url.path}")
             return await by_method[request.method](request)
         except VoucherdError as error:
             values = {"error": error, "details": error.details or error.instance_message or error.message}

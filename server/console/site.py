@@ -12,7 +12,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from server.console import campaigns, codes, login, validation_rules
+from server.console import (
+    async_actions,
+    campaigns,
+    codes,
+    customers,
+    exports,
+    live,
+    login,
+    validation_rules,
+    webhooks,
+)
 from server.console.guard import SessionGuard
 from server.console.routing import page
 from server.console.templating import HERE
@@ -24,6 +34,11 @@ PAGES: list[BaseRoute] = [
     *campaigns.routes,
     *codes.routes,
     *validation_rules.routes,
+    *customers.routes,
+    *async_actions.routes,
+    *exports.routes,
+    *webhooks.routes,
+    *live.routes,
 ]
 
 

@@ -176,6 +176,12 @@ async def open_download(conn: asyncpg.Connection, export_id: str, token: str) ->
     return f"{row['exported_object']}-{export_id}.csv", int(count)
 
 
+async def open_project_download(conn: asyncpg.Connection, project_id: str, export_id: str) -> tuple[str, int]:
+    """``open_download`` for a caller the project already trusts (the console's session), without the token."""
+    row = await _row(conn, project_id, export_id)
+    return await open_download(conn, export_id, row["token"])
+
+
 async def chunks(pool: asyncpg.Pool, export_id: str, count: int) -> AsyncIterator[bytes]:
     """The file, chunk by chunk; a connection is held only while one chunk is read."""
     for seq in range(count):

@@ -96,6 +96,21 @@ async def get(conn: asyncpg.Connection, project_id: str, action_id: str) -> dict
     return view(row)
 
 
+# The list's result, without an import's failed rows (up to a thousand per action; its own page shows them).
+_RESULT_SUMMARY = "CASE WHEN jsonb_typeof(result) = 'object' THEN result - 'failed' ELSE result END AS result"
+
+
+async def recent_summaries(conn: asyncpg.Connection, project_id: str, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` actions with their results but not the rows that failed (the console's monitor)."""
+    columns = VIEW_COLUMNS.replace("result", _RESULT_SUMMARY, 1)
+    rows = await conn.fetch(
+        f"SELECT {columns} FROM async_actions WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        project_id,
+        limit,
+    )
+    return [view(r) for r in rows]
+
+
 async def list_recent(
     conn: asyncpg.Connection, project_id: str, limit: int, end_date: datetime | None
 ) -> tuple[list[dict[str, Any]], bool]:

@@ -50,9 +50,14 @@ def timed(histogram: Histogram, *labels: str) -> Iterator[None]:
         histogram.labels(*labels).observe(time.perf_counter() - started)
 
 
-def render(multiprocess_dir: str | None) -> bytes:
+def registry(multiprocess_dir: str | None) -> CollectorRegistry:
+    """What a scrape reads: every server process's samples added up, or this process's own."""
     if multiprocess_dir:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+        shared = CollectorRegistry()
+        multiprocess.MultiProcessCollector(shared)  # type: ignore[no-untyped-call]
+        return shared
+    return REGISTRY
+
+
+def render(multiprocess_dir: str | None) -> bytes:
+    return generate_latest(registry(multiprocess_dir))
