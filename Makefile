@@ -4,13 +4,17 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-faults install compile servers chromium lint mypy bench loadtest loadtest-smoke clean api-docs
+.PHONY: run test test-faults install compile servers chromium screenshots lint mypy bench loadtest loadtest-smoke clean api-docs
 
 run: install servers
 	$(VENV)/bin/voucherd run
 
 test: install servers chromium
 	$(PY) -m pytest -q -m "not faults"
+
+# The console's pages as the README shows them (docs/console/*.png), from its browser tests.
+screenshots: install servers chromium
+	VOUCHERD_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/console -k browser
 
 test-faults: install servers
 	$(PY) -m pytest -q -m faults

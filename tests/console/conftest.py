@@ -3,7 +3,9 @@ the session's Redis and PostgreSQL, driven by Playwright in Debian's headless Ch
 
 Playwright's own browser download is not possible here, so the tests run the system's ``chromium``
 (``scripts/ensure-chromium.sh`` installs it); without it they are skipped with that instruction.
-``shoot(page, name)`` keeps a full-page screenshot in ``docs/console/<name>.png``.
+``shoot(page, name)`` takes a full-page screenshot of each page. It lands in a scratch folder, so a test
+run leaves the checkout as it was; ``make screenshots`` (VOUCHERD_SCREENSHOTS=docs/console) refreshes
+the ones the README shows.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +31,7 @@ from voucherd.platform.localstack import free_port
 from voucherd.platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "console"
+SCREENSHOTS = Path(os.environ.get("VOUCHERD_SCREENSHOTS") or tempfile.gettempdir() + "/voucherd-console-screenshots")
 VIEWPORT = {"width": 1280, "height": 800}
 CHROMIUM = os.environ.get("VOUCHERD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -136,7 +139,7 @@ def count_rows(settings: Settings, sql: str, *args: Any) -> int:
 
 
 def shoot(page: Any, name: str) -> Path:
-    """A full-page screenshot of what the page shows now, kept as docs/console/<name>.png."""
+    """A full-page screenshot of what the page shows now, kept as <SCREENSHOTS>/<name>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     target = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(target), full_page=True, animations="disabled")

@@ -1,7 +1,7 @@
 """The console's operations pages in a real browser, against a real server and worker: a redemption made
 through the API moves the live page; a customer CSV import started from the console finishes in the
 async-action monitor; a webhook created in the console records its delivery attempt; an export downloads;
-a customer's wallet shows their points. Each page is kept as a screenshot in docs/console/."""
+a customer's wallet shows their points. Each page is screenshotted (docs/console/ after `make screenshots`)."""
 
 from __future__ import annotations
 
