@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys
 from voucherd.checkout import redemption_records
@@ -153,3 +154,65 @@ def test_a_redemption_and_its_rollback_in_one_batch(settings: Settings, project:
     persist(settings, [stacked(project.project_id, [child("r_1", "A")]), _rollback_event(project.project_id)])
     stored = {r["id"]: r for r in rows(settings)}
     assert stored["r_1"]["status"] == "ROLLED_BACK" and stored["rr_1"]["parent_id"] == "r_1"
+
+
+def _single(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "redemption", "project_id": project_id, "date": DATE, "parent": None, "applied": [body]}
+
+
+def test_a_batch_moves_each_voucher_and_customer_by_the_sum_of_its_events(
+    client: TestClient, settings: Settings, project: ProjectKeys
+) -> None:
+    """The write-behind sums a batch's moves per voucher and per customer; the totals are the per-event ones."""
+    gift = {"code": "GIFT", "type": "GIFT_VOUCHER", "gift": {"amount": 10_000}}
+    assert client.post("/v1/vouchers", json=gift, headers=project.headers).status_code == 200
+    points = {"code": "CARD", "type": "LOYALTY_CARD", "loyalty_card": {"points": 500}}
+    assert client.post("/v1/vouchers", json=points, headers=project.headers).status_code == 200
+    customer = client.post("/v1/customers", json={"source_id": "shopper"}, headers=project.headers).json()
+    pid, cid = project.project_id, customer["id"]
+
+    def spend(rid: str, code: str, **moved: Any) -> dict[str, Any]:
+        body = child(rid, code) | {"redemption": None, "customer_id": cid} | moved
+        return _single(pid, body)
+
+    events = [
+        spend("r_1", "GIFT", gift={"amount": 1_000}),
+        spend("r_2", "GIFT", gift={"amount": 2_500}),
+        spend("r_3", "CARD", loyalty_card={"points": 40}),
+        spend("r_4", "GIFT", gift={"amount": 300}),
+        spend("r_5", "CARD", loyalty_card={"points": 60}),
+    ]
+    rollback = _rollback_event(pid)
+    rollback["applied"][0] |= {"redemption": "r_2", "voucher": {"code": "GIFT"}, "customer_id": cid}
+    rollback["applied"][0]["gift"] = {"amount": 2_500}
+    rollback["rolled_back"] = ["r_2"]
+    assert persist(settings, [*events, rollback]) == 6
+
+    async def read() -> tuple[list[asyncpg.Record], asyncpg.Record]:
+        conn = await db.connect(settings.database_url)
+        try:
+            vouchers = await conn.fetch(
+                "SELECT code, redeemed_quantity, gift_balance, loyalty_balance, redeemed_points FROM vouchers "
+                "WHERE project_id = $1 ORDER BY code",
+                pid,
+            )
+            summary = await conn.fetchrow(
+                "SELECT redemptions_total_redeemed, redemptions_total_rolled_back, gift_redeemed_amount, "
+                "loyalty_redeemed_points FROM customers WHERE project_id = $1 AND id = $2",
+                pid,
+                cid,
+            )
+            return vouchers, summary
+        finally:
+            await conn.close()
+
+    vouchers, summary = asyncio.run(read())
+    by_code = {v["code"]: tuple(v)[1:] for v in vouchers}
+    # GIFT: three redemptions, one rolled back (2,500 returned): 2 redeemed, 10,000 - 1,000 - 300 left.
+    assert by_code["GIFT"] == (2, 8_700, None, 0)
+    # CARD: two point spends (40 + 60) from 500.
+    assert by_code["CARD"] == (2, None, 400, 100)
+    # The customer: five redemptions, one rolled back; credits 1,000 + 2,500 + 300 - 2,500; points 100.
+    assert tuple(summary) == (5, 1, 1_300, 100)
+    assert persist(settings, [*events, rollback]) == 0  # a replayed batch moves nothing
+    assert asyncio.run(read()) == (vouchers, summary)

@@ -28,15 +28,17 @@ async def record_trigger(
     conn: asyncpg.Connection, project_id: str, trigger_id: str, kind: str, customer_id: str | None, data: Any
 ) -> None:
     """One trigger row, once per id (call in the transaction that records its cause)."""
-    await conn.execute(
-        "INSERT INTO loyalty_triggers (id, project_id, kind, customer_id, data) VALUES ($1, $2, $3, $4, $5) "
-        "ON CONFLICT (id) DO NOTHING",
-        trigger_id,
-        project_id,
-        kind,
-        customer_id,
-        data,
-    )
+    await record_triggers(conn, [(trigger_id, project_id, kind, customer_id, data)])
+
+
+async def record_triggers(conn: asyncpg.Connection, rows: list[tuple[str, str, str, str | None, Any]]) -> None:
+    """Trigger rows ``(id, project id, kind, customer id, data)``, each once per id, in one round trip."""
+    if rows:
+        await conn.executemany(
+            "INSERT INTO loyalty_triggers (id, project_id, kind, customer_id, data) VALUES ($1, $2, $3, $4, $5) "
+            "ON CONFLICT (id) DO NOTHING",
+            rows,
+        )
 
 
 async def record_order(

@@ -136,44 +136,63 @@ async def _require_rolled_back(conn: asyncpg.Connection, rolled_back: list[tuple
 
 async def _upsert_customers(conn: asyncpg.Connection, customers: dict[tuple[str, str], dict[str, Any]]) -> None:
     """Customers the hot path named (id minted there for a new source_id) exist in PostgreSQL afterwards."""
-    for (project_id, customer_id), customer in customers.items():
-        await conn.execute(
-            """INSERT INTO customers (project_id, id, source_id, name, email, metadata)
-               VALUES ($1, $2, $3, $4, $5, $6)
-               ON CONFLICT DO NOTHING""",
-            project_id,
-            customer_id,
-            customer.get("source_id"),
-            customer.get("name"),
-            customer.get("email"),
-            customer.get("metadata") or {},
-        )
+    if not customers:
+        return
+    # executemany sends the batch's rows in one pipeline: one round trip, not one per row.
+    await conn.executemany(
+        """INSERT INTO customers (project_id, id, source_id, name, email, metadata)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT DO NOTHING""",
+        [
+            (
+                project_id,
+                customer_id,
+                customer.get("source_id"),
+                customer.get("name"),
+                customer.get("email"),
+                customer.get("metadata") or {},
+            )
+            for (project_id, customer_id), customer in sorted(customers.items(), key=lambda kv: kv[0])
+        ],
+    )
 
 
 async def _upsert_orders(conn: asyncpg.Connection, orders: dict[tuple[str, str], dict[str, Any]]) -> None:
-    for (project_id, order_id), order in orders.items():
-        await conn.execute(
-            """INSERT INTO orders (project_id, id, source_id, status, amount, initial_amount, discount_amount,
-                                   items_discount_amount, items, metadata, customer_id)
-               VALUES ($1, $2, $3, 'PAID', $4, $5, $6, $7, $8, $9, $10)
-               ON CONFLICT (project_id, id) DO UPDATE SET status = 'PAID', amount = EXCLUDED.amount,
-                   discount_amount = EXCLUDED.discount_amount,
-                   items_discount_amount = EXCLUDED.items_discount_amount, updated_at = now()""",
-            project_id,
-            order_id,
-            order.get("source_id"),
-            order.get("amount"),
-            order.get("initial_amount"),
-            order.get("discount_amount") or 0,
-            order.get("items_discount_amount") or 0,
-            order.get("items") or [],
-            order.get("metadata") or {},
-            order.get("customer_id"),
-        )
+    if not orders:
+        return
+    await conn.executemany(
+        """INSERT INTO orders (project_id, id, source_id, status, amount, initial_amount, discount_amount,
+                               items_discount_amount, items, metadata, customer_id)
+           VALUES ($1, $2, $3, 'PAID', $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (project_id, id) DO UPDATE SET status = 'PAID', amount = EXCLUDED.amount,
+               discount_amount = EXCLUDED.discount_amount,
+               items_discount_amount = EXCLUDED.items_discount_amount, updated_at = now()""",
+        [
+            (
+                project_id,
+                order_id,
+                order.get("source_id"),
+                order.get("amount"),
+                order.get("initial_amount"),
+                order.get("discount_amount") or 0,
+                order.get("items_discount_amount") or 0,
+                order.get("items") or [],
+                order.get("metadata") or {},
+                order.get("customer_id"),
+            )
+            for (project_id, order_id), order in sorted(orders.items(), key=lambda kv: kv[0])
+        ],
+    )
 
 
 async def _apply_counters(conn: asyncpg.Connection, new_bodies: list[dict[str, Any]]) -> None:
-    """PostgreSQL's copies of the live counters follow each new redemption and rollback."""
+    """PostgreSQL's copies of the live counters follow each new redemption and rollback.
+
+    The batch's moves are summed per voucher and per customer first (the updates only add), and
+    the rows are updated in key order, so two workers' batches lock shared rows in the same order.
+    """
+    vouchers: dict[tuple[str, str], list[int]] = {}  # (project, code) -> [quantity, credits, points]
+    customers: dict[tuple[str, str], list[int]] = {}  # (project, id) -> [redeemed, rolled back, credits, points]
     for body in new_bodies:
         voucher = body.get("voucher") or {}
         code = voucher.get("code")
@@ -182,33 +201,34 @@ async def _apply_counters(conn: asyncpg.Connection, new_bodies: list[dict[str, A
         sign = -1 if body.get("object") == "redemption_rollback" else 1
         credits = abs(int((body.get("gift") or {}).get("amount") or 0))
         points = abs(int((body.get("loyalty_card") or {}).get("points") or 0))
-        await conn.execute(
+        moved = vouchers.setdefault((body["_project_id"], code), [0, 0, 0])
+        moved[0] += sign
+        moved[1] += sign * credits
+        moved[2] += sign * points
+        if body.get("customer_id"):
+            summary = customers.setdefault((body["_project_id"], body["customer_id"]), [0, 0, 0, 0])
+            summary[0 if sign > 0 else 1] += 1
+            summary[2] += sign * credits
+            summary[3] += sign * points
+    if vouchers:
+        await conn.executemany(
             """UPDATE vouchers
                SET redeemed_quantity = redeemed_quantity + $3,
                    gift_balance = CASE WHEN gift_balance IS NULL THEN NULL ELSE gift_balance - $4 END,
                    loyalty_balance = CASE WHEN loyalty_balance IS NULL THEN NULL ELSE loyalty_balance - $5 END,
                    redeemed_points = redeemed_points + $5
                WHERE project_id = $1 AND code = $2""",
-            body["_project_id"],
-            code,
-            sign,
-            sign * credits,
-            sign * points,
+            [(project_id, code, *moved) for (project_id, code), moved in sorted(vouchers.items())],
         )
-        if body.get("customer_id"):
-            await conn.execute(
-                """UPDATE customers
-                   SET redemptions_total_redeemed = redemptions_total_redeemed + $3,
-                       redemptions_total_succeeded = redemptions_total_succeeded + $3,
-                       redemptions_total_rolled_back = redemptions_total_rolled_back + $6,
-                       redemptions_total_rollback_succeeded = redemptions_total_rollback_succeeded + $6,
-                       gift_redeemed_amount = gift_redeemed_amount + $4,
-                       loyalty_redeemed_points = loyalty_redeemed_points + $5
-                   WHERE project_id = $1 AND id = $2""",
-                body["_project_id"],
-                body["customer_id"],
-                1 if sign > 0 else 0,
-                sign * credits,
-                sign * points,
-                1 if sign < 0 else 0,
-            )
+    if customers:
+        await conn.executemany(
+            """UPDATE customers
+               SET redemptions_total_redeemed = redemptions_total_redeemed + $3,
+                   redemptions_total_succeeded = redemptions_total_succeeded + $3,
+                   redemptions_total_rolled_back = redemptions_total_rolled_back + $4,
+                   redemptions_total_rollback_succeeded = redemptions_total_rollback_succeeded + $4,
+                   gift_redeemed_amount = gift_redeemed_amount + $5,
+                   loyalty_redeemed_points = loyalty_redeemed_points + $6
+               WHERE project_id = $1 AND id = $2""",
+            [(project_id, customer_id, *summary) for (project_id, customer_id), summary in sorted(customers.items())],
+        )

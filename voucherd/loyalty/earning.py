@@ -20,7 +20,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 import engine
-from voucherd.catalog.activity import ORDER_PAID, SEGMENT_ENTERED, record_trigger, ring
+from voucherd.catalog.activity import ORDER_PAID, SEGMENT_ENTERED, record_triggers, ring
 from voucherd.definitions import vouchers
 from voucherd.loyalty import cards as loyalty_cards
 from voucherd.loyalty import referrals
@@ -280,7 +280,9 @@ def _tx_type(body: dict[str, Any]) -> tuple[str, int] | None:
 async def record_redemptions(conn: asyncpg.Connection, bodies: Iterable[dict[str, Any]]) -> None:
     """For redemption and rollback bodies just persisted (carrying ``_project_id``), in the same transaction:
     the gift credits / loyalty points transaction of each voucher child, and the ``order.paid`` trigger of
-    each successful top-level redemption with an order and a customer."""
+    each successful top-level redemption with an order and a customer. One round trip for each kind of row."""
+    transactions: list[tuple[Any, ...]] = []
+    triggers: list[tuple[str, str, str, str | None, Any]] = []
     for body in bodies:
         project_id = body["_project_id"]
         voucher = body.get("voucher") or {}
@@ -304,9 +306,7 @@ async def record_redemptions(conn: asyncpg.Connection, bodies: Iterable[dict[str
             }
             if body.get("reward"):
                 details["reward"] = {"id": body["reward"].get("id"), "name": body["reward"].get("name")}
-            await conn.execute(
-                "INSERT INTO voucher_transactions (id, project_id, voucher_id, campaign_id, source, type, details, "
-                "created_at) VALUES ($1, $2, $3, $4, 'API', $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            transactions.append((
                 stable_id("vtx", body["id"]),
                 project_id,
                 voucher["id"],
@@ -314,7 +314,7 @@ async def record_redemptions(conn: asyncpg.Connection, bodies: Iterable[dict[str
                 tx_type,
                 details,
                 datetime.fromisoformat(body["date"].replace("Z", "+00:00")),
-            )
+            ))  # fmt: skip
         top_level = body.get("redemption") is None or body.get("related_object_type") == "redemption"
         order = body.get("order") or {}
         if (
@@ -324,14 +324,16 @@ async def record_redemptions(conn: asyncpg.Connection, bodies: Iterable[dict[str
             and order.get("id")
             and body.get("customer_id")
         ):
-            await record_trigger(
-                conn,
-                project_id,
-                stable_id("ltrg", ORDER_PAID, order["id"]),
-                ORDER_PAID,
-                body["customer_id"],
-                {"order": order, "redemption_id": body["id"]},
-            )
+            trigger_id = stable_id("ltrg", ORDER_PAID, order["id"])
+            data = {"order": order, "redemption_id": body["id"]}
+            triggers.append((trigger_id, project_id, ORDER_PAID, body["customer_id"], data))
+    if transactions:
+        await conn.executemany(
+            "INSERT INTO voucher_transactions (id, project_id, voucher_id, campaign_id, source, type, details, "
+            "created_at) VALUES ($1, $2, $3, $4, 'API', $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            transactions,
+        )
+    await record_triggers(conn, triggers)
 
 
 def timer_key() -> str:
