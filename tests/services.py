@@ -45,6 +45,18 @@ def redis_url() -> Iterator[str]:
 
 
 @contextmanager
+def own_redis_server(prefix: str) -> Iterator[RedisServer]:
+    """A redis-server of the test's own (AOF, appendfsync always), for tests that kill and restart it."""
+    with scratch_dir(prefix) as folder:
+        server = RedisServer(folder, free_port(), appendonly=True, appendfsync="always")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@contextmanager
 def database_url() -> Iterator[str]:
     existing = os.environ.get("TEST_DATABASE_URL")
     if existing:

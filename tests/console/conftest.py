@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
+from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys
 from tests.processes import stop_group, wait_healthy
@@ -144,6 +145,18 @@ def shoot(page: Any, name: str) -> Path:
     target = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(target), full_page=True, animations="disabled")
     return target
+
+
+@pytest.fixture
+def logged_in(client: TestClient, project: ProjectKeys) -> TestClient:
+    """The in-process app's test client with a console session of the test's project."""
+    response = client.post(
+        "/console/login",
+        data={"kind": "application", "key_id": project.app_id, "token": project.app_token},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    return client
 
 
 @pytest.fixture

@@ -15,17 +15,6 @@ from voucherd.platform.settings import Settings
 TABLES = ("campaigns", "vouchers", "promotion_tiers", "async_actions")
 
 
-@pytest.fixture
-def logged_in(client: TestClient, project: ProjectKeys) -> TestClient:
-    response = client.post(
-        "/console/login",
-        data={"kind": "application", "key_id": project.app_id, "token": project.app_token},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303
-    return client
-
-
 def _rows(settings: Settings) -> dict[str, int]:
     async def count() -> dict[str, int]:
         conn = await asyncpg.connect(settings.database_url)

@@ -13,17 +13,6 @@ from tests.conftest import ProjectKeys
 from voucherd.platform.settings import Settings
 
 
-@pytest.fixture
-def logged_in(client: TestClient, project: ProjectKeys) -> TestClient:
-    response = client.post(
-        "/console/login",
-        data={"kind": "application", "key_id": project.app_id, "token": project.app_token},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303
-    return client
-
-
 def _rules(settings: Settings) -> int:
     async def count() -> int:
         conn = await asyncpg.connect(settings.database_url)

@@ -17,7 +17,7 @@ import redis
 
 from tests.conftest import ProjectKeys
 from tests.processes import stop_group, wait_healthy
-from tests.services import scratch_dir
+from tests.services import own_redis_server
 from voucherd.checkout import redemption_records
 from voucherd.platform import keys
 from voucherd.platform.localstack import RedisServer, free_port
@@ -31,13 +31,8 @@ BODY = {"redeemables": [{"object": "voucher", "id": CODE}], "order": {"amount": 
 
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
-    with scratch_dir("voucherd-restart-") as folder:
-        server = RedisServer(folder, free_port(), appendonly=True, appendfsync="always")
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    with own_redis_server("voucherd-restart-") as server:
+        yield server
 
 
 def burst(url: str, headers: dict[str, str], total: int, concurrency: int = 32) -> Counter[int | str]:

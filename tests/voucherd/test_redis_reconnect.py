@@ -14,10 +14,10 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.reply_dropper import ReplyDropper
-from tests.services import scratch_dir
+from tests.services import own_redis_server
 from voucherd.checkout import counters
 from voucherd.checkout.counters import Group, Op
-from voucherd.platform.localstack import RedisServer, free_port
+from voucherd.platform.localstack import RedisServer
 from voucherd.platform.redis_client import QueueingPool, create_redis, scripts_for
 from voucherd.platform.scripts import SOURCES
 
@@ -28,13 +28,8 @@ APPLY_SHA = hashlib.sha1(SOURCES["apply_counters"].encode()).hexdigest().encode(
 
 @pytest.fixture
 def server() -> Iterator[RedisServer]:
-    with scratch_dir("voucherd-reconnect-") as folder:
-        redis_server = RedisServer(folder, free_port(), appendonly=True, appendfsync="always")
-        redis_server.start()
-        try:
-            yield redis_server
-        finally:
-            redis_server.stop()
+    with own_redis_server("voucherd-reconnect-") as server:
+        yield server
 
 
 async def crash_and_restart(server: RedisServer) -> None:

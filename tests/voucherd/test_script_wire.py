@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from tests.reply_dropper import ReplyDropper
-from tests.services import scratch_dir
+from tests.services import own_redis_server
 from voucherd.platform.localstack import RedisServer, find_redis_server, free_port
 from voucherd.platform.redis_client import create_redis, scripts_for
 from voucherd.platform.script_wire import ScriptWire
@@ -39,13 +39,8 @@ def wire_for(port: int, db: int = 0, password: str | None = None) -> ScriptWire:
 
 @pytest.fixture
 def server() -> Iterator[RedisServer]:
-    with scratch_dir("voucherd-wire-") as folder:
-        redis_server = RedisServer(folder, free_port(), appendonly=True, appendfsync="always")
-        redis_server.start()
-        try:
-            yield redis_server
-        finally:
-            redis_server.stop()
+    with own_redis_server("voucherd-wire-") as server:
+        yield server
 
 
 def test_concurrent_calls_each_get_their_own_answer(server: RedisServer) -> None:
