@@ -32,8 +32,22 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection needs before it goes back to the pool: nothing beyond asyncpg's own step.
+
+    asyncpg rolls back an open transaction and drops listeners itself, then by default also runs
+    ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``: a round trip and a
+    statement on every release, paid by every request that touched PostgreSQL. voucherd's pooled
+    connections keep no session state (advisory locks are transaction-scoped, cursors live inside
+    transactions, LISTEN and migrations use connections of their own, nothing runs a session SET),
+    so that statement has nothing to undo.
+    """
+
+
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
+    )
     assert pool is not None
     return pool
 
