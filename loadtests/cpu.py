@@ -3,6 +3,10 @@
 The stack's processes are sorted into roles by their command lines (server, worker, Redis, PostgreSQL);
 the load generator is a child of this process, so its time is the rise of RUSAGE_CHILDREN around it.
 CPU µs per request = the role's CPU time over the window / the requests answered in it.
+
+The whole machine's counters (/proc/stat) say the rest: how much of the cores stayed idle over the
+window (idle CPU beside arrivals that back up means a queueing point other than CPU), and how much
+went to processes outside the stack and the load generator ("other": whatever else the box runs).
 """
 
 from __future__ import annotations
@@ -56,6 +60,17 @@ def _cmdline(pid: int) -> bytes:
 class Snapshot:
     ticks: dict[int, tuple[str, int]]  # pid -> (role, utime + stime)
     children_s: float
+    machine: tuple[int, int]  # (busy, idle) ticks of every core, from /proc/stat
+
+
+def _machine_ticks() -> tuple[int, int]:
+    try:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return (0, 0)
+    values = [int(v) for v in first[1:9]]  # user nice system idle iowait irq softirq steal
+    idle = values[3] + values[4]
+    return (sum(values) - idle, idle)
 
 
 def snapshot(pids: Iterable[int]) -> Snapshot:
@@ -65,7 +80,7 @@ def snapshot(pids: Iterable[int]) -> Snapshot:
         if role is not None and (t := _cpu_ticks(pid)) is not None:
             ticks[pid] = (role, t)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return Snapshot(ticks, usage.ru_utime + usage.ru_stime)
+    return Snapshot(ticks, usage.ru_utime + usage.ru_stime, _machine_ticks())
 
 
 def measure(pids: Callable[[], Iterable[int]], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -83,6 +98,10 @@ def measure(pids: Callable[[], Iterable[int]], run: Callable[[], dict[str, Any]]
         seconds[role] += (ticks - start) / _TICK
     seconds["load"] = after.children_s - before.children_s
     requests = int(result.get("answered") or result.get("count") or 0)
+    busy = (after.machine[0] - before.machine[0]) / _TICK
+    idle = (after.machine[1] - before.machine[1]) / _TICK
+    seconds["other"] = max(0.0, busy - sum(seconds.values()))
+    result["idle_pct"] = round(100 * idle / (busy + idle), 1) if busy + idle else None
     result["cpu_s"] = {role: round(s, 3) for role, s in seconds.items()}
     result["cpu_us_per_request"] = {
         role: round(s * 1e6 / requests, 1) if requests else None for role, s in seconds.items()

@@ -86,10 +86,12 @@ def table(run: dict[str, Any]) -> list[str]:
 
 def cpu_lines(run: dict[str, Any]) -> list[str]:
     """CPU µs per answered request by role, over the fixed-rate window and the busiest wrk step."""
-    roles = ("server", "worker", "redis", "postgres", "load")
+    roles = ("server", "worker", "redis", "postgres", "load", "other")
     lines = [
-        "| call | window | achieved req/s | " + " | ".join(f"{r} µs/req" for r in roles) + " | load average after |",
-        "|---|---|---|" + "---|" * len(roles) + "---|",
+        "| call | window | achieved req/s | "
+        + " | ".join(f"{r} µs/req" for r in roles)
+        + " | cores idle | load average after |",
+        "|---|---|---|" + "---|" * len(roles) + "---|---|",
     ]
     for name in ORDER:
         results = run["suites"].get(name) or {}
@@ -98,13 +100,15 @@ def cpu_lines(run: dict[str, Any]) -> list[str]:
         if wrk_steps:
             top = max(wrk_steps, key=lambda s: s["rps"])
             steps.append((f"wrk {top['connections']} conn", top))
-        for window, step in steps:
-            per = (step or {}).get("cpu_us_per_request")
+        for window, found in steps:
+            step: dict[str, Any] = found or {}
+            per = step.get("cpu_us_per_request")
             if not per:
                 continue
             cells = " | ".join("-" if per.get(r) is None else f"{per[r]:,.0f}" for r in roles)
             load = step.get("loadavg_after") or results.get("loadavg") or "-"
-            lines.append(f"| {SUITES[name].label} | {window} | {step['rps']:,.0f} | {cells} | {load} |")
+            idle = "-" if step.get("idle_pct") is None else f"{step['idle_pct']:.0f} %"
+            lines.append(f"| {SUITES[name].label} | {window} | {step['rps']:,.0f} | {cells} | {idle} | {load} |")
     return lines
 
 
@@ -171,7 +175,9 @@ def write(run: dict[str, Any], out_dir: Path) -> Path:
         "## CPU per request, by role",
         "",
         "Read from each process's own counters (/proc, utime + stime) over the window; the load generator's "
-        "from this runner's child usage. On one 2-core box every role shares the cores with the others.",
+        "from this runner's child usage; other = every other process on the machine (from /proc/stat), and "
+        "cores idle = the share of both cores no process used. On one 2-core box every role shares the cores "
+        "with the others.",
         "",
         *cpu_lines(run),
         "",
