@@ -38,7 +38,9 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
     pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
     redis = create_redis(settings.redis_url)
     ctx = WorkerContext(redis=redis, pool=pool, scripts=scripts_for(redis), settings=settings)
-    consumer = Consumer(ctx, discover(), claim_idle_ms=settings.worker_claim_idle_ms)
+    consumer = Consumer(
+        ctx, discover(), claim_idle_ms=settings.worker_claim_idle_ms, retention_ms=settings.stream_retention_s * 1000
+    )
     stop_dispatcher = asyncio.Event()  # issue 7: webhook deliveries run beside the consumer
     dispatcher = None if burst else asyncio.create_task(run_dispatcher(ctx, stop_dispatcher))
     timed = not burst and settings.loyalty_timer_ms > 0  # issue 9: the loyalty timer stops with the dispatcher

@@ -39,6 +39,7 @@ from worker.base import TRANSIENT_ERRORS, Registry, Retry, Task, TaskStatus, Wor
 log = logging.getLogger(__name__)
 
 GROUP = "voucherd"
+TRIM_EVERY_S = 10.0  # how often each stream's finished entries are trimmed (stream_trim.lua)
 
 
 def consumer_name() -> str:
@@ -60,6 +61,7 @@ class Consumer:
         block_ms: int = 1_000,
         discover_ms: int = 1_000,
         heartbeat_ms: int = heartbeats.INTERVAL_MS,
+        retention_ms: int = 15 * 60_000,
     ) -> None:
         self.ctx = ctx
         self.redis: aioredis.Redis = ctx.redis
@@ -77,6 +79,8 @@ class Consumer:
         self._looked_for_gone_at: float | None = None
         self.taken_over = 0  # messages taken over from gone consumers (for tests and logs)
         self._in_hand: dict[str, set[str]] = {}  # stream key -> ids a task is working on now
+        self.retention_ms = retention_ms  # acknowledged entries are kept this long (for inspection), then trimmed
+        self._trimmed_at: float | None = None
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from ``run``."""
@@ -170,7 +174,20 @@ class Consumer:
             for _stream, entries in replies or []:
                 messages = [Message.from_entry(i, f) for i, f in entries]
                 handled += await self.process(stream_key, task, messages)
+        await self.trim()
         return handled
+
+    async def trim(self, *, force: bool = False) -> int:
+        """Drop acknowledged entries older than the retention, from every stream, every ``TRIM_EVERY_S``."""
+        now = time.monotonic()
+        if not force and self._trimmed_at is not None and now - self._trimmed_at < TRIM_EVERY_S:
+            return 0
+        self._trimmed_at = now
+        cutoff_ms = int(time.time() * 1000) - self.retention_ms
+        removed = 0
+        for stream_key in list(self.streams):
+            removed += int(await self.ctx.scripts.stream_trim(keys=[stream_key], args=[GROUP, cutoff_ms]))
+        return removed
 
     async def take_over(self, *, force: bool = False) -> int:
         """Run the pending messages of consumers whose heartbeat is gone; at start, then once an interval."""

@@ -278,3 +278,51 @@ def test_a_consumer_whose_heartbeat_expired_is_taken_over_and_forgotten(settings
     assert heartbeats.TRUST_AFTER_MS / 1000 <= took < heartbeats.TRUST_AFTER_MS / 1000 + 3
     assert [c["name"] for c in consumers] == [b"live"]  # the gone consumer left the group
     assert names == {b"live"}  # and the heartbeat registry (live, stopped, waits for whoever comes next)
+
+
+def test_only_finished_entries_older_than_the_retention_are_trimmed(settings: Settings) -> None:
+    """Acknowledged entries go; delivered-but-pending and undelivered ones stay, whatever their age."""
+    registry = Registry()
+
+    @registry.task(STREAM)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        raise AssertionError("not run: the scenario delivers by hand")
+
+    async def scenario(client: aioredis.Redis) -> tuple[int, int, list[int]]:
+        stream = keys.stream(STREAM)
+        for n in range(10):
+            await publish(client, STREAM, {"n": n})
+        kept = consumer(client, registry, retention_ms=3_600_000)
+        trimming = consumer(client, registry, retention_ms=0)
+        await kept.discover(force=True)
+        await trimming.discover(force=True)
+        replies: Any = await client.xreadgroup(GROUP, "by-hand", {stream: ">"}, count=6)
+        delivered = [entry_id for entry_id, _ in replies[0][1]]
+        await client.xack(stream, GROUP, *delivered[:4])  # 4 done, 2 pending, 4 not yet delivered
+        young = await kept.trim(force=True)  # finished, but younger than an hour
+        removed = await trimming.trim(force=True)
+        left = [Message.from_entry(i, f).payload["n"] for i, f in await client.xrange(stream)]
+        return young, removed, left
+
+    young, removed, left = run(settings, scenario)
+    assert young == 0
+    assert removed == 4
+    assert left == [4, 5, 6, 7, 8, 9]
+
+
+def test_a_drained_stream_keeps_nothing_past_the_retention(settings: Settings) -> None:
+    registry = Registry()
+
+    @registry.task(STREAM, batch_size=4)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        return None
+
+    async def scenario(client: aioredis.Redis) -> tuple[int, int]:
+        for n in range(10):
+            await publish(client, STREAM, {"n": n})
+        worker = consumer(client, registry, retention_ms=0)
+        await asyncio.wait_for(worker.run(burst=True), 10)
+        await worker.trim(force=True)
+        return await client.xlen(keys.stream(STREAM)), await pending_count(client)
+
+    assert run(settings, scenario) == (0, 0)
