@@ -87,17 +87,27 @@ def test_a_generated_code_keeps_its_redemption_limit(
 def test_changes_before_the_first_read_are_seen(client: TestClient, project: ProjectKeys, settings: Settings) -> None:
     """A change to a code whose hash was never written drops its entry: the first read is the changed row."""
     vouchers = generate(client, project, settings, 30)
-    disabled, updated, deleted = (v["code"] for v in vouchers[:3])
+    disabled, updated, deleted, tagged = (v["code"] for v in vouchers[:4])
     h = project.headers
+    bulk = client.post("/v1/vouchers/metadata/async", headers=h, json={"codes": [tagged], "metadata": {"batch": 7}})
+    assert bulk.status_code == 202, bulk.text
     assert client.post(f"/v1/vouchers/{disabled}/disable", headers=h).status_code == 200
     put = client.put(f"/v1/vouchers/{updated}", json={"metadata": {"tier": "gold"}}, headers=h)
     assert put.status_code == 200, put.text
     assert client.delete(f"/v1/vouchers/{deleted}", params={"force": "true"}, headers=h).status_code == 204
     drain_worker(settings)
+    r = redis.Redis.from_url(settings.redis_url)
+    pid = project.project_id
+    # A change writes the hash from the entry, then patches it; a deletion drops both.
+    assert r.hget(keys.voucher_state(pid, disabled), "active") == b"0"
+    assert not r.hexists(keys.generated_codes(pid, disabled), disabled)
+    assert not r.exists(keys.voucher_state(pid, deleted)) and not r.hexists(keys.generated_codes(pid, deleted), deleted)
     assert validate(client, project, disabled)["valid"] is False
     assert validate(client, project, updated)["valid"] is True
-    state = redis.Redis.from_url(settings.redis_url).hgetall(keys.voucher_state(project.project_id, updated))
+    state = r.hgetall(keys.voucher_state(pid, updated))
     assert orjson.loads(state[b"def"])["metadata"] == {"tier": "gold"}
+    assert orjson.loads(r.hget(keys.voucher_state(pid, tagged), "def") or b"{}")["metadata"] == {"batch": 7}
+    assert r.hget(keys.voucher_state(pid, tagged), "redeemed") == b"0"
     missing = client.post(
         "/v1/validations", json={"redeemables": [{"object": "voucher", "id": deleted}], **ORDER}, headers=h
     )
@@ -165,3 +175,35 @@ def test_generated_gift_cards_with_dates_and_a_limit(
     assert validate(client, project, code)["valid"] is True
     state = redis.Redis.from_url(settings.redis_url).hgetall(keys.voucher_state(project.project_id, code))
     assert state[b"balance"] == b"5000" and state[b"quantity"] == b"3" and state[b"exp"] == b"3802509000250"
+
+
+def test_a_campaign_limit_holds_on_a_codes_first_read(
+    client: TestClient, project: ProjectKeys, settings: Settings
+) -> None:
+    """A code read for the first time has its campaign's counts in the answer (live_state reads again)."""
+    h = project.headers
+    vouchers = generate(client, project, settings, 10)
+    rule = client.post(
+        "/v1/validation-rules",
+        json={
+            "name": "once",
+            "rules": {"1": {"name": "redemption.count.per_customer", "conditions": {"$less_than": [1]}}},
+        },
+        headers=h,
+    )
+    assert rule.status_code == 200, rule.text
+    assigned = client.post(
+        f"/v1/validation-rules/{rule.json()['id']}/assignments",
+        json={"related_object_type": "campaign", "related_object_id": vouchers[0]["campaign_id"]},
+        headers=h,
+    )
+    assert assigned.status_code == 200, assigned.text
+    alice = {"customer": {"source_id": "alice"}}
+    first = client.post(
+        "/v1/redemptions",
+        json={"redeemables": [{"object": "voucher", "id": vouchers[0]["code"]}], **ORDER, **alice},
+        headers=h,
+    )
+    assert first.status_code == 200 and first.json()["redemptions"][0]["result"] == "SUCCESS", first.text
+    assert validate(client, project, vouchers[1]["code"], **alice)["valid"] is False
+    assert validate(client, project, vouchers[2]["code"], customer={"source_id": "bob"})["valid"] is True

@@ -41,8 +41,9 @@ Codes of a large generation get no hash at first: each is an entry ``<template i
 of the project's bucket HASHes (``keys.generated_codes``), the fields they share stored once
 (``keys.generated_templates``), about a fifth of the Redis work of a hash per code. :func:`load` writes
 the hash from the entry on the code's first read and drops the entry (``voucher_materialise.lua``), so an
-entry only ever stands for a code whose row is as generated and whose hash was never written: every change
-to such a row drops the entry first (:func:`patch`, :func:`forget`), and the next read goes to PostgreSQL.
+entry only ever stands for a code whose row is as generated and whose hash was never written: a change to
+such a row writes the hash from the entry first and then patches it (:func:`patch`), a deletion drops both
+(:func:`forget`).
 The hot path must also check the campaign (active, dates, validity, deleted) from the campaign
 definitions, which move with ``voucherd.definitions.version.bump``.
 """
@@ -155,12 +156,29 @@ async def patch(redis: aioredis.Redis, project_id: str, row: asyncpg.Record | di
     """Rewrite the definition fields of a present hash; an absent one is rebuilt on its next load."""
     script = redis.register_script(SOURCES["voucher_patch"])
     async with redis.pipeline(transaction=False) as pipe:
-        # The generated entry goes first: a load in between reads the changed row from PostgreSQL, or
-        # wrote the hash from the entry before, and then the patch below corrects that hash.
-        pipe.hdel(keys.generated_codes(project_id, row["code"]), row["code"])
+        await materialise(pipe, project_id, row["code"])
         state_key = keys.voucher_state(project_id, row["code"])
         await script(keys=[state_key], args=_flat(definition_fields(row)), client=pipe)
         await pipe.execute()
+
+
+async def materialise(pipe: Any, project_id: str, code: str) -> None:
+    """Queue on ``pipe`` the writing of a generated code's hash from its entry (nothing when it has none).
+
+    Before a patch: the patch then rewrites the definition fields of that hash, and its counters are the
+    row's (they only move in the hash). A hash made later from an entry left in place would be the row as
+    generated, not as changed.
+    """
+    script = pipe.register_script(SOURCES["voucher_materialise"])
+    await script(
+        keys=[
+            keys.voucher_state(project_id, code),
+            keys.generated_codes(project_id, code),
+            keys.generated_templates(project_id),
+        ],
+        args=[code],
+        client=pipe,
+    )
 
 
 def drop_generated(pipe: Any, project_id: str, codes: Iterable[str]) -> None:

@@ -181,9 +181,8 @@ async def _patch_states(redis: aioredis.Redis, project_id: str, rows: list[async
     script = redis.register_script(SOURCES["voucher_patch"])
     for start in range(0, len(rows), 5_000):
         async with redis.pipeline(transaction=False) as pipe:
-            # Generated entries first (see voucher_state.patch): the next read of such a code goes to PostgreSQL.
-            voucher_state.drop_generated(pipe, project_id, (row["code"] for row in rows[start : start + 5_000]))
             for row in rows[start : start + 5_000]:
+                await voucher_state.materialise(pipe, project_id, row["code"])  # see voucher_state.patch
                 flat: list[str | bytes] = []
                 for name, value in definition_fields(row).items():
                     flat += [name, value]
