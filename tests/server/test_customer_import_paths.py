@@ -33,7 +33,7 @@ def import_csv(client: TestClient, project: ProjectKeys, settings: Settings, tex
 def test_a_customer_written_meanwhile_sends_its_chunk_to_the_upsert(
     client: TestClient, project: ProjectKeys, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The project had no customers when the import began; one of the file's appears before the inserts run
+    """No customer had any of the file's source_ids when the import began; one appears before the inserts run
     (as the write-behind of a redemption would make it): its chunk upserts instead, nothing is lost."""
     monkeypatch.setattr(csv_imports, "CHUNK", 20)
     original = csv_imports._in_chunks

@@ -446,8 +446,8 @@ def _upsert_customers_sql(tables: _Tables, *, fresh: bool = False) -> str:
     """$1 project, $2..$3 row range, $4 action id. Ids: the one claimed in Redis for the source_id, else derived.
     A row that would change nothing (the same file imported again) writes nothing and records no activity.
 
-    ``fresh``: plain inserts, for a project that had no customers when the import began; about half the cost of
-    the upsert's speculative insertions. A row that exists after all fails the statement (the caller upserts)."""
+    ``fresh``: plain inserts, for a file whose source_ids no customer had when the import began; cheaper than the
+    upsert's speculative insertions. A row that exists after all fails the statement (the caller upserts)."""
     insert = f"""
 WITH written AS (
     INSERT INTO customers AS c (project_id, id, source_id, name, email, phone, description, birthdate, birthday,
@@ -543,9 +543,13 @@ async def import_customers_csv(
             )
             await progress(10)
             upsert = _upsert_customers_sql(tables)
-            # The first import into a project: plain inserts; a chunk that meets a customer created meanwhile
-            # (the hot path, another import) rolls back to its savepoint and upserts instead.
-            fresh = not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers WHERE project_id = $1)", project_id)
+            # A file of new customers only (the first import into a project, say): plain inserts; a chunk that
+            # meets a customer created meanwhile (the hot path, another import) rolls back and upserts instead.
+            fresh = not await conn.fetchval(
+                f"""SELECT EXISTS (SELECT 1 FROM {tables.checked} k JOIN customers c
+                                   ON c.project_id = $1 AND c.source_id = k.source_id WHERE k.error IS NULL)""",
+                project_id,
+            )
             insert = _upsert_customers_sql(tables, fresh=True)
             written_ids: list[str] = []
 
