@@ -207,3 +207,21 @@ def test_a_campaign_limit_holds_on_a_codes_first_read(
     assert first.status_code == 200 and first.json()["redemptions"][0]["result"] == "SUCCESS", first.text
     assert validate(client, project, vouchers[1]["code"], **alice)["valid"] is False
     assert validate(client, project, vouchers[2]["code"], customer={"source_id": "bob"})["valid"] is True
+
+
+def test_a_missing_marker_under_a_new_code_is_replaced(
+    client: TestClient, project: ProjectKeys, settings: Settings
+) -> None:
+    """A code looked up (unknown) just before it was generated: its short-lived "missing" marker must not hide
+    it once the generation is done (the batch takes voucher_put_generated.lua, which decides per code)."""
+    h = project.headers
+    probe = client.post(
+        "/v1/validations", json={"redeemables": [{"object": "voucher", "id": "ABA"}], **ORDER}, headers=h
+    )
+    assert probe.json().get("valid") is not True
+    r = redis.Redis.from_url(settings.redis_url)
+    assert r.hget(keys.voucher_state(project.project_id, "ABA"), "missing") == b"1"
+    vouchers = generate(client, project, settings, 8, code_config={"length": 3, "charset": "AB"})
+    assert "ABA" in {v["code"] for v in vouchers}
+    assert validate(client, project, "ABA")["valid"] is True
+    assert all(validate(client, project, v["code"])["valid"] for v in vouchers)
