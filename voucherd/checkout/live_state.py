@@ -81,6 +81,7 @@ async def read(
     create_customer: bool,
     order_source_id: str | None = None,
     with_counts: bool = True,
+    _reread: bool = True,
 ) -> LiveState:
     """``create_customer``: give an unknown customer source_id (and order source_id) an id now (redemptions)."""
     customer = customer or {}
@@ -125,16 +126,36 @@ async def read(
     )
     for t, tier_id in enumerate(tier_ids):
         live.tier_counts[tier_id] = _counts(reply[5 + 3 * len(codes) + t])
+    reread = False
     for i, code in enumerate(codes):
         state = _pairs(reply[5 + 3 * i])
         held = {k: int(v) for k, v in orjson.loads(reply[6 + 3 * i]).items()}
         counts = _counts(reply[7 + 3 * i]) if with_counts else {}
         if not state:
-            # Never seen by this Redis (or evicted): PostgreSQL once, then Redis has it.
+            # A generated code's first read, or never seen by this Redis (or evicted): its hash is written
+            # now (from the generated entry, else PostgreSQL), then Redis has it.
             loaded = await voucher_state.load(redis, pool, project_id, code)
             state = loaded or {}
+            # The script read no counts for a code without a hash (their scope is the hash's campaign).
+            reread = reread or (_reread and with_counts and loaded is not None)
         if not state or state.get("missing"):
             live.vouchers[code] = None
         else:
             live.vouchers[code] = VoucherLive(state, held, counts)
+    if reread:
+        return await read(
+            redis,
+            scripts,
+            pool,
+            project_id,
+            codes,
+            tier_ids=tier_ids,
+            now=now,
+            session_key=session_key,
+            customer=customer,
+            create_customer=create_customer,
+            order_source_id=order_source_id,
+            with_counts=with_counts,
+            _reread=False,
+        )
     return live

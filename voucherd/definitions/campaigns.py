@@ -9,17 +9,21 @@ in the worker (:func:`purge_codes`). Callers bump the definitions version after 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import os
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import asyncpg
+import orjson
 import redis.asyncio as aioredis
 
 from engine.codegen import generate_codes as engine_generate_codes
 from voucherd.definitions import categories, voucher_state, vouchers
-from voucherd.platform import async_actions, keys, redis_bulk
+from voucherd.platform import async_actions, copy_binary, keys, redis_bulk
 from voucherd.platform.errors import (
     DuplicateFound,
     InvalidCampaign,
@@ -593,8 +597,15 @@ async def add_vouchers(
 
 
 Progress = Callable[[int], Awaitable[None]]
+Chunk = tuple[list[bytes], list[bytes]]  # voucher ids, codes
 CHUNK = 25_000
 REDIS_BATCH = 5_000
+# Chunks in flight at once, each on its own connection: index upkeep is most of a COPY's cost and one
+# backend uses one core.
+PARALLEL = 2
+# Generations up to this many codes write each code's state hash at once; larger ones record each code
+# as a generated entry (voucher_state: a fifth of the Redis work), made a hash on its first read.
+EAGER_STATE_MAX = 10_000
 
 
 async def generate_codes(
@@ -604,8 +615,8 @@ async def generate_codes(
 
     Per chunk: the compiled generator draws codes, COPY loads them into a temporary table, one
     ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`` keeps the free ones (codes are unique per
-    project), only the few that collided are drawn again, and the chunk's Redis state is written with
-    pipelined Lua batches while the next chunk goes to PostgreSQL.
+    project), only the few that collided are drawn again, and once the chunk commits its Redis state is
+    written with pipelined Lua batches while further chunks go to PostgreSQL (``PARALLEL`` at a time).
     """
     campaign_id, count = str(params["campaign_id"]), int(params["count"])
     body: dict[str, Any] = params.get("body") or {}
@@ -632,9 +643,7 @@ async def generate_codes(
     )
     # Empty fields are left out of bulk hashes (an absent field reads as "none" too): less to write.
     state = {name: value for name, value in state.items() if value != "" and name != "id"}
-    shared_state: list[str | bytes] = [str(len(state))]
-    for name, value in state.items():
-        shared_state += [name, value]
+    write_state = _state_writer(redis, project_id, state, lazy=count > EAGER_STATE_MAX)
 
     timings = {"generate": 0.0, "postgres": 0.0, "redis": 0.0}
 
@@ -643,86 +652,106 @@ async def generate_codes(
     json_columns = {c for c, kind in vouchers.COLUMN_TYPES.items() if kind == "jsonb"}
     direct = all(shared[c] in (None, {}) for c in shared if c in json_columns)
     copy_columns = [c for c in shared if c not in json_columns and shared[c] is not None]
+    copy_kinds = [vouchers.COLUMN_TYPES[c] for c in copy_columns]
     copy_values = tuple(shared[c] for c in copy_columns)
+    # The shared fields in COPY's binary form, encoded once (copy_binary); None: records through asyncpg.
+    shared_fields: bytes | None = None
+    with contextlib.suppress(TypeError):
+        shared_fields = b"".join(map(copy_binary.field, copy_kinds, copy_values))
 
-    shared_args = [value if isinstance(value, bytes) else value.encode() for value in shared_state]
-    key_prefix = keys.voucher_state(project_id, "").encode()
+    async def copy_direct(conn: asyncpg.Connection, ids: list[bytes], codes: list[bytes]) -> None:
+        columns = ["id", "code", *copy_columns]
+        if shared_fields is None:
+            records = [(i.decode(), c.decode(), *copy_values) for i, c in zip(ids, codes, strict=True)]
+            await conn.copy_records_to_table("vouchers", records=records, columns=columns)
+            return
+        data = copy_binary.two_text_columns(ids, codes, shared_fields, len(columns))
+        # A memoryview: asyncpg takes bytes for a file name.
+        await conn.copy_to_table("vouchers", source=memoryview(data), columns=columns, format="binary")
 
-    async def write_state(inserted: list[tuple[str, str]]) -> None:
+    async def insert_chunk(conn: asyncpg.Connection, ids: list[bytes], codes: list[bytes]) -> Chunk:
         began = time.monotonic()
-        batches = []
-        for start in range(0, len(inserted), REDIS_BATCH):
-            batch = inserted[start : start + REDIS_BATCH]
-            batches.append(
-                (
-                    [code.encode() for _id, code in batch],
-                    [*shared_args, *(voucher_id.encode() for voucher_id, _code in batch)],
+        async with conn.transaction():
+            inserted: Chunk | None = None
+            if direct:
+                try:
+                    async with conn.transaction():
+                        await copy_direct(conn, ids, codes)
+                    inserted = (ids, codes)
+                except asyncpg.UniqueViolationError:
+                    inserted = None
+            if inserted is None:
+                await conn.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS voucherd_new_codes (id text, code text) ON COMMIT DELETE ROWS"
                 )
+                records = [(i.decode(), c.decode()) for i, c in zip(ids, codes, strict=True)]
+                await conn.copy_records_to_table("voucherd_new_codes", records=records)
+                rows = await conn.fetch(insert_sql, *shared.values())
+                inserted = ([r["id"].encode() for r in rows], [r["code"].encode() for r in rows])
+            await conn.execute(
+                "UPDATE campaigns SET vouchers_count = vouchers_count + $2 WHERE id = $1",
+                campaign_id,
+                len(inserted[0]),
             )
-        await redis_bulk.run_script_batches(redis, SOURCES["voucher_put_many"], batches, key_prefix)
+        timings["postgres"] += time.monotonic() - began
+        return inserted
+
+    async def after(previous: asyncio.Task[None] | None, inserted: Chunk) -> None:
+        if previous is not None:
+            await previous  # one chunk's state at a time, in order
+        began = time.monotonic()
+        await write_state(*inserted)
         timings["redis"] += time.monotonic() - began
 
     seen: set[str] = set()
     done = fruitless = 0
     writing: asyncio.Task[None] | None = None
+    in_flight: dict[asyncio.Task[Chunk], tuple[int, asyncpg.Connection]] = {}
     try:
-        async with pool.acquire() as conn:
-            await conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS voucherd_new_codes (id text, code text) ON COMMIT DELETE ROWS"
-            )
-            while done < count:
-                want = min(CHUNK, count - done)
-                began = time.monotonic()
-                codes = engine_generate_codes(config, want, exclude=seen)
-                seen.update(codes)
-                # Sorted codes and consecutive ids (a random 10-hex prefix per chunk, then a counter) make
-                # both unique indexes take the chunk in key order: far fewer random page touches.
-                codes.sort()
-                prefix = os.urandom(5).hex()
-                records = [(f"v_{prefix}{i:010x}", code) for i, code in enumerate(codes)]
-                timings["generate"] += time.monotonic() - began
-                began = time.monotonic()
-                async with conn.transaction():
-                    inserted: list[tuple[str, str]] | None = None
-                    if direct:
-                        try:
-                            async with conn.transaction():
-                                await conn.copy_records_to_table(
-                                    "vouchers",
-                                    records=[(*record, *copy_values) for record in records],
-                                    columns=["id", "code", *copy_columns],
-                                )
-                            inserted = records
-                        except asyncpg.UniqueViolationError:
-                            inserted = None
-                    if inserted is None:
-                        await conn.copy_records_to_table("voucherd_new_codes", records=records)
-                        inserted = [(r["id"], r["code"]) for r in await conn.fetch(insert_sql, *shared.values())]
-                    await conn.execute(
-                        "UPDATE campaigns SET vouchers_count = vouchers_count + $2 WHERE id = $1",
-                        campaign_id,
-                        len(inserted),
-                    )
-                timings["postgres"] += time.monotonic() - began
-                if writing is not None:
-                    await writing
-                writing = asyncio.create_task(write_state(inserted))
-                done += len(inserted)
-                fruitless = 0 if inserted else fruitless + 1
-                if fruitless >= 3:
-                    raise OperationError(f"Only {done} free codes found for this code_config; make it longer.")
+        async with contextlib.AsyncExitStack() as stack:
+            free = [await stack.enter_async_context(pool.acquire()) for _ in range(PARALLEL)]
+            wanted = 0  # codes in the chunks in flight
+            while True:
+                while free and done + wanted < count:
+                    want = min(CHUNK, count - done - wanted)
+                    began = time.monotonic()
+                    codes = engine_generate_codes(config, want, exclude=seen)
+                    seen.update(codes)
+                    # Sorted codes and consecutive ids (a random 10-hex prefix per chunk, then a counter) make
+                    # both unique indexes take the chunk in key order: far fewer random page touches.
+                    codes.sort()
+                    prefix = b"v_" + os.urandom(5).hex().encode()
+                    ids = [b"%s%010x" % (prefix, i) for i in range(len(codes))]
+                    encoded = [code.encode() for code in codes]
+                    timings["generate"] += time.monotonic() - began
+                    conn = free.pop()
+                    in_flight[asyncio.create_task(insert_chunk(conn, ids, encoded))] = (want, conn)
+                    wanted += want
+                if not in_flight:
+                    break
+                finished, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    want, conn = in_flight.pop(task)
+                    wanted -= want
+                    free.append(conn)
+                    inserted = task.result()
+                    writing = asyncio.create_task(after(writing, inserted))
+                    done += len(inserted[0])
+                    fruitless = 0 if inserted[0] else fruitless + 1
+                    if fruitless >= 3:
+                        raise OperationError(f"Only {done} free codes found for this code_config; make it longer.")
                 await progress(min(99, done * 100 // count))
             if writing is not None:
                 await writing
                 writing = None
-            await conn.execute(
+            await free[0].execute(
                 "UPDATE campaigns SET creation_status = 'DONE', vouchers_generation_status = 'DONE', "
                 "updated_at = now() WHERE id = $1",
                 campaign_id,
             )
     except BaseException:
-        if writing is not None:
-            await asyncio.gather(writing, return_exceptions=True)
+        pending = [*in_flight, *([writing] if writing is not None else [])]
+        await asyncio.gather(*pending, return_exceptions=True)
         async with pool.acquire() as conn:
             await conn.execute(
                 "UPDATE campaigns SET creation_status = 'FAILED', vouchers_generation_status = 'FAILED', "
@@ -735,6 +764,79 @@ async def generate_codes(
         "message": f"{done} vouchers generated in {time.monotonic() - started:.2f} s ({spent})",
         "done_count": done,
     }
+
+
+def _state_writer(
+    redis: aioredis.Redis, project_id: str, state: dict[str, str | bytes], *, lazy: bool
+) -> Callable[[list[bytes], list[bytes]], Awaitable[None]]:
+    """What writes the Redis state of a committed chunk (voucher ids, codes): a hash per code
+    (``voucher_put_many.lua``), or with ``lazy`` a generated entry per code (see voucher_state)."""
+    flat: list[bytes] = []
+    for name, value in state.items():
+        flat += [name.encode(), value if isinstance(value, bytes) else value.encode()]
+    state_prefix = keys.voucher_state(project_id, "").encode()
+
+    async def hashes(ids: list[bytes], codes: list[bytes]) -> None:
+        shared_args = [b"%d" % (len(flat) // 2), *flat]
+        batches = [
+            (codes[start : start + REDIS_BATCH], [*shared_args, *ids[start : start + REDIS_BATCH]])
+            for start in range(0, len(codes), REDIS_BATCH)
+        ]
+        await redis_bulk.run_script_batches(redis, SOURCES["voucher_put_many"], batches, state_prefix)
+
+    templates = keys.generated_templates(project_id).encode()
+    template = orjson.dumps([value.decode() for value in flat])
+    template_id = hashlib.blake2b(template, digest_size=4).hexdigest().encode()
+    bucket_names = [keys.generated_bucket(project_id, n).encode() for n in range(keys.GENERATED_BUCKETS)]
+
+    def careful(ids: list[bytes], codes: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+        """The batch as ``voucher_put_generated.lua`` takes it."""
+        by_bucket: dict[int, list[int]] = {}
+        for index, code in enumerate(codes):
+            by_bucket.setdefault(zlib.crc32(code) % keys.GENERATED_BUCKETS, []).append(index)
+        order = [index for group in by_bucket.values() for index in group]
+        batch_keys = [templates, *(bucket_names[n] for n in by_bucket), *(state_prefix + codes[i] for i in order)]
+        args = [
+            template_id,
+            template,
+            b"%d" % len(by_bucket),
+            b"%d" % len(state_prefix),
+            *(b"%d" % len(group) for group in by_bucket.values()),
+            *(ids[i] for i in order),
+        ]
+        return batch_keys, args
+
+    async def entries(ids: list[bytes], codes: list[bytes]) -> None:
+        spans = [(start, start + REDIS_BATCH) for start in range(0, len(codes), REDIS_BATCH)]
+        if not redis_bulk.plain(redis):  # a cluster client: the script, batch by batch
+            batches = [careful(ids[a:b], codes[a:b]) for a, b in spans]
+            await redis_bulk.run_script_batches(redis, SOURCES["voucher_put_generated"], batches, b"")
+            return
+        # Almost always no key is there yet; where one is (a "missing" marker, a hash loaded from the row just
+        # committed, a stale hash) the batch goes through voucher_put_generated.lua, which decides per code.
+        taken = await redis_bulk.run_packed(
+            redis, [redis_bulk.pack_keys_command(b"EXISTS", codes[a:b], state_prefix) for a, b in spans]
+        )
+        by_bucket: dict[int, tuple[list[bytes], list[bytes]]] = {}
+        hard = []
+        for (a, b), present in zip(spans, taken, strict=True):
+            if int(present):
+                hard.append(careful(ids[a:b], codes[a:b]))
+                continue
+            for voucher_id, code in zip(ids[a:b], codes[a:b], strict=True):
+                names, values = by_bucket.setdefault(zlib.crc32(code) % keys.GENERATED_BUCKETS, ([], []))
+                names.append(code)
+                values.append(voucher_id)
+        commands = [redis_bulk.pack_command([b"HSET", templates, template_id, template])]
+        commands += [
+            redis_bulk.pack_hset(bucket_names[n], names, values, template_id + b"|")
+            for n, (names, values) in by_bucket.items()
+        ]
+        await redis_bulk.run_packed(redis, commands)
+        if hard:
+            await redis_bulk.run_script_batches(redis, SOURCES["voucher_put_generated"], hard, b"")
+
+    return entries if lazy else hashes
 
 
 class OperationError(Exception):

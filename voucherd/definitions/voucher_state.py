@@ -36,12 +36,21 @@ by bulk generation leave their empty fields out):
 Counters only move in Lua (``HINCRBY``); definition changes patch non-counter fields of a present key
 (``voucher_patch.lua``) and never create a partial hash. A missing key is rebuilt from PostgreSQL once by
 :func:`load` (``voucher_put.lua`` mode ``if_absent``: never over a key that appeared meanwhile).
+
+Codes of a large generation get no hash at first: each is an entry ``<template id>|<voucher id>`` in one
+of the project's bucket HASHes (``keys.generated_codes``), the fields they share stored once
+(``keys.generated_templates``), about a fifth of the Redis work of a hash per code. :func:`load` writes
+the hash from the entry on the code's first read and drops the entry (``voucher_materialise.lua``), so an
+entry only ever stands for a code whose row is as generated and whose hash was never written: a change to
+such a row writes the hash from the entry first and then patches it (:func:`patch`), a deletion drops both
+(:func:`forget`).
 The hot path must also check the campaign (active, dates, validity, deleted) from the campaign
 definitions, which move with ``voucherd.definitions.version.bump``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -146,15 +155,50 @@ async def put(redis: aioredis.Redis, project_id: str, row: asyncpg.Record | dict
 async def patch(redis: aioredis.Redis, project_id: str, row: asyncpg.Record | dict[str, Any]) -> None:
     """Rewrite the definition fields of a present hash; an absent one is rebuilt on its next load."""
     script = redis.register_script(SOURCES["voucher_patch"])
-    await script(keys=[keys.voucher_state(project_id, row["code"])], args=_flat(definition_fields(row)))
+    async with redis.pipeline(transaction=False) as pipe:
+        await materialise(pipe, project_id, row["code"])
+        state_key = keys.voucher_state(project_id, row["code"])
+        await script(keys=[state_key], args=_flat(definition_fields(row)), client=pipe)
+        await pipe.execute()
+
+
+async def materialise(pipe: Any, project_id: str, code: str) -> None:
+    """Queue on ``pipe`` the writing of a generated code's hash from its entry (nothing when it has none).
+
+    Before a patch: the patch then rewrites the definition fields of that hash, and its counters are the
+    row's (they only move in the hash). A hash made later from an entry left in place would be the row as
+    generated, not as changed.
+    """
+    script = pipe.register_script(SOURCES["voucher_materialise"])
+    await script(
+        keys=[
+            keys.voucher_state(project_id, code),
+            keys.generated_codes(project_id, code),
+            keys.generated_templates(project_id),
+        ],
+        args=[code],
+        client=pipe,
+    )
+
+
+def drop_generated(pipe: Any, project_id: str, codes: Iterable[str]) -> None:
+    """Queue on ``pipe`` the removal of these codes' generated entries (one HDEL per bucket)."""
+    by_bucket: dict[str, list[str]] = {}
+    for code in codes:
+        by_bucket.setdefault(keys.generated_codes(project_id, code), []).append(code)
+    for bucket, names in by_bucket.items():
+        pipe.hdel(bucket, *names)
 
 
 async def forget(redis: aioredis.Redis, project_id: str, codes: list[str]) -> None:
-    """Drop the state of deleted codes (in batches; all keys share the project's slot)."""
+    """Drop the state of deleted codes, and their generated entries (in batches; one slot per project)."""
     for start in range(0, len(codes), 1000):
-        batch = [keys.voucher_state(project_id, code) for code in codes[start : start + 1000]]
-        if batch:
-            await redis.delete(*batch)
+        chunk = codes[start : start + 1000]
+        if chunk:
+            async with redis.pipeline(transaction=False) as pipe:
+                drop_generated(pipe, project_id, chunk)
+                pipe.delete(*(keys.voucher_state(project_id, code) for code in chunk))
+                await pipe.execute()
 
 
 async def live_counters(redis: aioredis.Redis, project_id: str, codes: list[str]) -> list[dict[str, int] | None]:
@@ -182,6 +226,12 @@ async def load(redis: aioredis.Redis, pool: asyncpg.Pool, project_id: str, code:
     """
     key = keys.voucher_state(project_id, code)
     raw = await redis.hgetall(key)
+    if not raw:  # a generated code read for the first time, or one Redis never had
+        materialise = redis.register_script(SOURCES["voucher_materialise"])
+        flat = await materialise(
+            keys=[key, keys.generated_codes(project_id, code), keys.generated_templates(project_id)], args=[code]
+        )
+        raw = dict(zip(flat[::2], flat[1::2], strict=True))
     if raw:
         return None if b"missing" in raw else _decode(raw)
     async with pool.acquire() as conn:

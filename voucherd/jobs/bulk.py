@@ -15,7 +15,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from voucherd.catalog import customer_views, customers, orders, products
-from voucherd.definitions import metadata_schemas
+from voucherd.definitions import metadata_schemas, voucher_state
 from voucherd.definitions import version as definitions
 from voucherd.definitions.voucher_state import definition_fields
 from voucherd.platform import keys, listing
@@ -182,6 +182,7 @@ async def _patch_states(redis: aioredis.Redis, project_id: str, rows: list[async
     for start in range(0, len(rows), 5_000):
         async with redis.pipeline(transaction=False) as pipe:
             for row in rows[start : start + 5_000]:
+                await voucher_state.materialise(pipe, project_id, row["code"])  # see voucher_state.patch
                 flat: list[str | bytes] = []
                 for name, value in definition_fields(row).items():
                     flat += [name, value]

@@ -442,17 +442,31 @@ def _customer_check_sql(staged: _Staged) -> str:
         LEFT JOIN {t.dates} bday ON bday.v = {c("birthday")}"""
 
 
-def _upsert_customers_sql(tables: _Tables) -> str:
+def _upsert_customers_sql(tables: _Tables, *, fresh: bool = False) -> str:
     """$1 project, $2..$3 row range, $4 action id. Ids: the one claimed in Redis for the source_id, else derived.
-    A row that would change nothing (the same file imported again) writes nothing and records no activity."""
-    return f"""
+    A row that would change nothing (the same file imported again) writes nothing and records no activity.
+
+    ``fresh``: plain inserts, for a file whose source_ids no customer had when the import began; cheaper than the
+    upsert's speculative insertions. A row that exists after all fails the statement (the caller upserts)."""
+    insert = f"""
 WITH written AS (
     INSERT INTO customers AS c (project_id, id, source_id, name, email, phone, description, birthdate, birthday,
                                 address, metadata)
     SELECT $1, COALESCE(i.id, 'cust_' || substr(md5($4 || ':' || k.row_no), 1, 20)), k.source_id, k.name, k.email,
            k.phone, k.description, k.birthdate, k.birthday, k.address, k.metadata
     FROM {tables.checked} k LEFT JOIN {tables.ids} i ON i.row_no = k.row_no
-    WHERE k.error IS NULL AND k.row_no BETWEEN $2 AND $3
+    WHERE k.error IS NULL AND k.row_no BETWEEN $2 AND $3"""
+    activity = """
+), activity AS (
+    INSERT INTO customer_activity (project_id, id, customer_id, type, data)
+    SELECT $1, 'evcus_' || substr(md5($4 || ':' || w.id), 1, 20), w.id,
+           CASE WHEN w.created THEN 'customer.created' ELSE 'customer.updated' END,
+           jsonb_build_object('customer',
+                              jsonb_build_object('id', w.id, 'source_id', w.source_id, 'object', 'customer'))
+    FROM written w"""
+    if fresh:
+        return f"{insert}\n    RETURNING c.id, c.source_id, true AS created{activity}\n)\nSELECT id FROM written\n"
+    return f"""{insert}
     ON CONFLICT (project_id, source_id) DO UPDATE SET
         name = COALESCE(EXCLUDED.name, c.name), email = COALESCE(EXCLUDED.email, c.email),
         phone = COALESCE(EXCLUDED.phone, c.phone), description = COALESCE(EXCLUDED.description, c.description),
@@ -469,14 +483,7 @@ WITH written AS (
        OR (EXCLUDED.address IS NOT NULL AND COALESCE(c.address, '{{}}'::jsonb) || EXCLUDED.address
                                             IS DISTINCT FROM c.address)
        OR NOT c.metadata @> EXCLUDED.metadata
-    RETURNING c.id, c.source_id, (xmax = 0) AS created
-), activity AS (
-    INSERT INTO customer_activity (project_id, id, customer_id, type, data)
-    SELECT $1, 'evcus_' || substr(md5($4 || ':' || w.id), 1, 20), w.id,
-           CASE WHEN w.created THEN 'customer.created' ELSE 'customer.updated' END,
-           jsonb_build_object('customer',
-                              jsonb_build_object('id', w.id, 'source_id', w.source_id, 'object', 'customer'))
-    FROM written w
+    RETURNING c.id, c.source_id, (xmax = 0) AS created{activity}
     ON CONFLICT DO NOTHING
 )
 SELECT id FROM written
@@ -492,14 +499,16 @@ async def _claim_ids(
     sourced = await conn.fetch(
         f"SELECT row_no, source_id FROM {tables.checked} WHERE error IS NULL AND source_id IS NOT NULL"
     )
-    salt = action_id.encode()
+    # Candidates are the action's stem then the row number: the customers' primary key (and the activity's index
+    # by customer) then takes an import's new rows in key order, a sixth less PostgreSQL CPU than random ids.
+    # The same action claims the same candidates again when retried.
+    stem = hashlib.blake2b(action_id.encode(), digest_size=5).hexdigest()
     batches = [sourced[start : start + 5_000] for start in range(0, len(sourced), 5_000)]
 
     async def claim_batch(batch: list[asyncpg.Record]) -> list[Any]:
         args: list[str] = []
         for r in batch:
-            candidate = "cust_" + hashlib.blake2b(r["source_id"].encode() + salt, digest_size=10).hexdigest()
-            args += [r["source_id"], candidate]
+            args += [r["source_id"], f"cust_{stem}{r['row_no']:010x}"]
         result: list[Any] = await claim(keys=[keys.customer_ids(project_id)], args=args)
         return result
 
@@ -534,11 +543,27 @@ async def import_customers_csv(
             )
             await progress(10)
             upsert = _upsert_customers_sql(tables)
+            # A file of new customers only (the first import into a project, say): plain inserts; a chunk that
+            # meets a customer created meanwhile (the hot path, another import) rolls back and upserts instead.
+            fresh = not await conn.fetchval(
+                f"""SELECT EXISTS (SELECT 1 FROM {tables.checked} k JOIN customers c
+                                   ON c.project_id = $1 AND c.source_id = k.source_id WHERE k.error IS NULL)""",
+                project_id,
+            )
+            insert = _upsert_customers_sql(tables, fresh=True)
             written_ids: list[str] = []
 
             async def write(chunk: asyncpg.Connection, low: int, high: int) -> None:
                 async with chunk.transaction():
-                    written = await chunk.fetch(upsert, project_id, low, high, action_id)
+                    written = None
+                    if fresh:
+                        try:
+                            async with chunk.transaction():
+                                written = await chunk.fetch(insert, project_id, low, high, action_id)
+                        except asyncpg.UniqueViolationError:
+                            written = None
+                    if written is None:
+                        written = await chunk.fetch(upsert, project_id, low, high, action_id)
                 if has_segments:
                     written_ids.extend(w["id"] for w in written)
 

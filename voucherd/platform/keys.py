@@ -6,6 +6,8 @@ touch several of them atomically, so that a Redis Cluster keeps them in one slot
 
 from __future__ import annotations
 
+import zlib
+
 PREFIX = "vd"
 
 
@@ -46,6 +48,24 @@ def project_tag(project_id: str) -> str:
 def voucher_state(project_id: str, code: str) -> str:
     """HASH of one voucher's live state (see voucherd.definitions.voucher_state)."""
     return f"{project_tag(project_id)}:v:{code}"
+
+
+GENERATED_BUCKETS = 1024
+
+
+def generated_codes(project_id: str, code: str) -> str:
+    """HASH code -> ``<template id>|<voucher id>`` of generated codes whose state hash is not written yet
+    (one of ``GENERATED_BUCKETS`` per project, chosen by the code's CRC-32; see voucherd.definitions.voucher_state)."""
+    return generated_bucket(project_id, zlib.crc32(code.encode()) % GENERATED_BUCKETS)
+
+
+def generated_bucket(project_id: str, number: int) -> str:
+    return f"{project_tag(project_id)}:gen:{number}"
+
+
+def generated_templates(project_id: str) -> str:
+    """HASH template id -> JSON list of the field/value pairs that a generation's codes share."""
+    return f"{project_tag(project_id)}:gentpl"
 
 
 def voucher_locks(project_id: str, code: str) -> str:

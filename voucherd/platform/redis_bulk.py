@@ -12,6 +12,7 @@ A cluster client (``redis+cluster://``) has no single connection to write on: it
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain, repeat
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -62,6 +63,54 @@ async def run_script_batches(
     try:
         await connection.send_packed_command(commands)
         replies = [await connection.read_response() for _ in commands]
+    except BaseException:
+        await connection.disconnect()  # replies may be left unread on it
+        raise
+    finally:
+        await pool.release(connection)
+    return replies
+
+
+def pack_command(args: Sequence[bytes]) -> bytes:
+    """One RESP command of these arguments."""
+    return b"*%d\r\n" % len(args) + _bulk_strings(args)
+
+
+def pack_keys_command(name: bytes, keys: Sequence[bytes], key_prefix: bytes = b"") -> bytes:
+    """``name key_prefix+key…`` (EXISTS, DEL) as one RESP command."""
+    return b"*%d\r\n" % (1 + len(keys)) + _bulk_strings([name]) + _bulk_strings(keys, key_prefix)
+
+
+def pack_hset(key: bytes, fields: Sequence[bytes], values: Sequence[bytes], value_prefix: bytes = b"") -> bytes:
+    """``HSET key field value_prefix+value …`` as one RESP command (joined in C when the lengths repeat)."""
+    head = b"*%d\r\n" % (2 + 2 * len(fields)) + _bulk_strings([b"HSET", key])
+    field_lengths, value_lengths = set(map(len, fields)), set(map(len, values))
+    if len(field_lengths) == 1 and len(value_lengths) == 1:
+        field_head = b"$%d\r\n" % field_lengths.pop()
+        value_head = b"\r\n$%d\r\n%s" % (len(value_prefix) + value_lengths.pop(), value_prefix)
+        pieces = chain.from_iterable(zip(repeat(field_head), fields, repeat(value_head), values, repeat(b"\r\n")))
+        return head + b"".join(pieces)
+    pairs = [item for pair in zip(fields, (value_prefix + value for value in values), strict=True) for item in pair]
+    return head + _bulk_strings(pairs)
+
+
+def plain(redis: aioredis.Redis) -> bool:
+    """Whether ``run_packed`` can write on this client (not a cluster client, which has no single connection)."""
+    return getattr(redis, "connection_pool", None) is not None
+
+
+async def run_packed(redis: aioredis.Redis, commands: Sequence[bytes]) -> list[Any]:
+    """Write these packed commands on one connection at once; the replies in order (as ``run_script_batches``).
+
+    Not for a cluster client (see :func:`plain`). An error reply raises (the connection is dropped).
+    """
+    if not commands:
+        return []
+    pool: Any = redis.connection_pool
+    connection = await pool.get_connection()
+    try:
+        await connection.send_packed_command(commands)
+        replies = [await connection.read_response(disable_decoding=True) for _ in commands]
     except BaseException:
         await connection.disconnect()  # replies may be left unread on it
         raise
