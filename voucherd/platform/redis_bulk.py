@@ -50,25 +50,14 @@ async def run_script_batches(
     """
     if not batches:
         return []
-    pool = getattr(redis, "connection_pool", None)
-    if pool is None:  # a cluster client
+    if not plain(redis):  # a cluster client
         script = redis.register_script(source)
         async with redis.pipeline(transaction=False) as pipe:
             for keys, args in batches:
                 await script(keys=[key_prefix + key for key in keys], args=list(args), client=pipe)
             return list(await pipe.execute())
     sha = await redis.script_load(source)  # EVALSHA below cannot meet NOSCRIPT (short of a SCRIPT FLUSH)
-    commands = [pack_evalsha(sha, keys, args, key_prefix) for keys, args in batches]
-    connection = await pool.get_connection()
-    try:
-        await connection.send_packed_command(commands)
-        replies = [await connection.read_response() for _ in commands]
-    except BaseException:
-        await connection.disconnect()  # replies may be left unread on it
-        raise
-    finally:
-        await pool.release(connection)
-    return replies
+    return await run_packed(redis, [pack_evalsha(sha, keys, args, key_prefix) for keys, args in batches])
 
 
 def pack_command(args: Sequence[bytes]) -> bytes:
