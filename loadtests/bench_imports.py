@@ -5,7 +5,8 @@ For each kind it prints the upload call's latency, the time from upload until th
 the action's own processing_time, the progress values seen while polling every 50 ms (progress must move), CPU
 seconds by role from the upload to DONE (see bench_generate.CpuSampler) with the load average, and checks that the
 last imported code validates (vouchers) or the last customer reads back (customers). The customer file is
-imported twice: first into a project without customers (every row new), then again (every row an update).
+imported three times: first into a project without customers (every row new), then again (every row an update),
+then a file of new customers into the project that now has them.
 
     .venv/bin/python loadtests/bench_imports.py --rows 100000 [--customers-only]
 
@@ -18,6 +19,7 @@ import argparse
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +37,11 @@ def voucher_csv(rows: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def customer_csv(rows: int) -> bytes:
+def customer_csv(rows: int, prefix: str = "cust") -> bytes:
     lines = ["Name,Source_id,Email,Phone,City,Country,Birthdate,favorite_brand"]
     for i in range(rows):
         lines.append(
-            f"Customer {i},cust-{i:07d},c{i}@example.com,+1 555 {i:07d},Berlin,DE,1990-01-{1 + i % 28:02d},B{i % 9}"
+            f"Customer {i},{prefix}-{i:07d},c{i}@example.com,+1 555 {i:07d},Berlin,DE,1990-01-{1 + i % 28:02d},B{i % 9}"
         )
     return ("\n".join(lines) + "\n").encode()
 
@@ -82,17 +84,47 @@ def run_one(target: Target, http: httpx.Client, path: str, data: bytes, rows: in
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--customers-only", action="store_true", help="only the two customer imports")
+    parser.add_argument("--customers-only", action="store_true", help="only the customer imports")
+    parser.add_argument("--segments", action="store_true", help="3 auto-update segments first (as the load test)")
+    parser.add_argument(
+        "--api-customers", type=int, default=0, help="customers created one by one through the API first (the seed's)"
+    )
     args = parser.parse_args()
     with own_stack() as target, httpx.Client(timeout=120) as http:
         if not args.customers_only:
             run_vouchers(target, http, args.rows)
+        if args.segments:  # every imported customer is evaluated against them
+            for tier in ("gold", "silver", "bronze"):
+                body = {
+                    "name": tier,
+                    "type": "auto-update",
+                    "filter": {"metadata.tier": {"conditions": {"$is": [tier]}}},
+                }
+                http.post(f"{target.url}/v1/segments", headers=target.headers, json=body).raise_for_status()
+        if args.api_customers:
+            create_customers(target, args.api_customers)
+            plain = run_one(target, http, "/v1/customers/importCSV", customer_csv(args.rows, "plain"), args.rows)
+            print({**plain, "note": f"new customers into a project with {args.api_customers} created by the API"})
         customers = run_one(target, http, "/v1/customers/importCSV", customer_csv(args.rows), args.rows)
         print({**customers, "note": "the first import into the project: every row is new"})
         again = run_one(target, http, "/v1/customers/importCSV", customer_csv(args.rows), args.rows)
         print({**again, "note": "the same file again: every row is an update"})
+        known = run_one(target, http, "/v1/customers/importCSV", customer_csv(args.rows, "new"), args.rows)
+        print({**known, "note": "new customers into a project that has customers (the load test's case)"})
         last_customer = http.get(f"{target.url}/v1/customers/cust-{args.rows - 1:07d}", headers=target.headers)
         print(f"last customer reads back: {last_customer.status_code == 200}")
+
+
+def create_customers(target: Target, count: int) -> None:
+    began = time.monotonic()
+
+    def make(i: int) -> None:
+        body = {"source_id": f"api-{i}", "name": f"Customer {i}", "email": f"c{i}@example.com"}
+        httpx.post(f"{target.url}/v1/customers", headers=target.headers, json=body, timeout=30).raise_for_status()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(make, range(count)))
+    print(f"{count} customers created through the API in {time.monotonic() - began:.1f} s")
 
 
 def run_vouchers(target: Target, http: httpx.Client, rows: int) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error, drain_worker
+from voucherd.catalog import segments
 from voucherd.platform.settings import Settings
 
 STRICT_PRODUCT = {
@@ -75,6 +77,35 @@ def test_customers_metadata_merges_into_every_named_customer(
     assert result["done_count"] == 2 and reasons(result, "source_id") == {"ghost": "not_found"}
     for source_id in ("c1", "c2"):
         assert client.get(f"/v1/customers/{source_id}", headers=h).json()["metadata"] == {"keep": 1, "added": "yes"}
+
+
+def test_a_metadata_update_moves_customers_between_segments(
+    client: TestClient, project: ProjectKeys, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The customers are re-evaluated a batch at a time (``REFRESH_BATCH``); each one's segments follow."""
+    h = project.headers
+    monkeypatch.setattr(segments, "REFRESH_BATCH", 2)
+    gold = {"metadata.tier": {"conditions": {"$is": "gold"}}}
+    segment = client.post("/v1/segments", headers=h, json={"name": "Gold", "type": "auto-update", "filter": gold})
+    assert segment.status_code == 200, segment.text
+    for i in range(5):
+        tier = "gold" if i < 2 else "silver"
+        client.post("/v1/customers", headers=h, json={"source_id": f"m{i}", "metadata": {"tier": tier}})
+    response = client.post(
+        "/v1/customers/metadata/async",
+        headers=h,
+        json={"source_ids": ["m0", "m2", "m3", "m4"], "metadata": {"tier": "gold", "seen": True}},
+    )
+    assert run(client, project, settings, response)["done_count"] == 4
+    for i in range(5):
+        names = [s["name"] for s in client.get(f"/v1/customers/m{i}/segments", headers=h).json()["data"]]
+        assert names == ["Gold"], i  # m1 was gold before and was not named
+    response = client.post(
+        "/v1/customers/metadata/async", headers=h, json={"source_ids": ["m0", "m1"], "metadata": {"tier": "none"}}
+    )
+    assert run(client, project, settings, response)["done_count"] == 2
+    listed = client.get(f"/v1/customers?segment_id={segment.json()['id']}", headers=h).json()
+    assert sorted(c["source_id"] for c in listed["customers"]) == ["m2", "m3", "m4"]
 
 
 def test_products_bulk_and_metadata_respect_the_metadata_schema(

@@ -6,11 +6,15 @@ import asyncio
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
+import redis
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, drain_worker
+from tests.server.test_loyalty import join, make_program, member, ok
 from voucherd.jobs import csv_imports
+from voucherd.platform import db, keys
 from voucherd.platform.settings import Settings
 
 ROWS = "".join(f"Customer {i},src-{i},c{i}@example.com\n" for i in range(60))
@@ -77,3 +81,82 @@ def test_a_deleted_projects_customers_and_activity_go_with_it(settings: Settings
             await conn.close()
 
     assert asyncio.run(body()) == (0, 0)
+
+
+def test_an_import_places_its_customers_in_segments_in_batches(
+    client: TestClient, project: ProjectKeys, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segment membership is evaluated chunk by chunk from the rows each wrote: entries, exits, their activity,
+    the Redis hash and the loyalty trigger of a rewarded entry are those a customer write would make."""
+    h = project.headers
+    monkeypatch.setattr(csv_imports, "CHUNK", 7)
+    gold = {"metadata.tier": {"conditions": {"$is": "gold"}}}
+    vip = ok(client.post("/v1/segments", json={"name": "Gold", "type": "auto-update", "filter": gold}, headers=h))
+    quiet = ok(client.post("/v1/segments", json={"name": "Quiet", "type": "passive", "filter": gold}, headers=h))
+    program = make_program(client, h)
+    card = join(client, h, program["id"], "src-3")
+    ok(
+        client.post(
+            f"/v1/loyalties/{program['id']}/earning-rules",
+            json=[
+                {
+                    "event": "customer.segment.entered",
+                    "segment": {"id": vip["id"]},
+                    "loyalty": {"type": "FIXED", "points": 40},
+                }
+            ],
+            headers=h,
+        )
+    )
+    ok(client.post("/v1/customers", json={"source_id": "src-1", "metadata": {"tier": "gold"}}, headers=h))
+    assert [s["name"] for s in client.get("/v1/customers/src-1/segments", headers=h).json()["data"]] == [
+        "Gold",
+        "Quiet",
+    ]
+    # Every third row is gold; src-1 was gold and the file makes it silver.
+    rows = "".join(f"Customer {i},src-{i},{'gold' if i % 3 == 0 else 'silver'}\n" for i in range(30))
+    action = import_csv(client, project, settings, "Name,Source_id,tier\n" + rows)
+    assert action["result"]["done_count"] == 30
+    members = {vip["id"]: set(), quiet["id"]: set()}
+    for segment_id in members:
+        listed = client.get(f"/v1/customers?segment_id={segment_id}&limit=100", headers=h).json()
+        members[segment_id] = {c["source_id"] for c in listed["customers"]}
+    expected = {f"src-{i}" for i in range(0, 30, 3)}
+    assert members == {vip["id"]: expected, quiet["id"]: expected}
+    cache = redis.Redis.from_url(settings.redis_url)
+    try:
+        cached = cache.hget(keys.customer_segments(project.project_id), "src:src-9")
+        assert cached is not None and sorted(orjson.loads(cached)) == sorted([vip["id"], quiet["id"]])
+        assert cache.hget(keys.customer_segments(project.project_id), "src:src-1") is None
+    finally:
+        cache.close()
+
+    def kinds(source_id: str) -> list[str]:
+        activity = client.get(f"/v1/customers/{source_id}/activity?order=created_at", headers=h).json()["data"]
+        return [a["type"] for a in activity if a["type"].startswith("customer.segment.")]
+
+    assert kinds("src-1") == ["customer.segment.entered", "customer.segment.left"]  # auto-update only
+    assert kinds("src-9") == ["customer.segment.entered"] and kinds("src-10") == []
+    drain_worker(settings)
+    assert member(client, h, card["code"])["balance"] == 40  # src-3 entered the rewarded segment
+
+
+def test_a_large_import_leaves_fresh_statistics(
+    client: TestClient, project: ProjectKeys, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plans made before autovacuum's next visit must see the imported rows (see db.analyse_after_bulk)."""
+
+    async def analyses() -> int:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return int(await conn.fetchval("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'customers'"))
+        finally:
+            await conn.close()
+
+    before = asyncio.run(analyses())
+    monkeypatch.setattr(db, "BULK_ANALYSE_ROWS", 100)
+    import_csv(client, project, settings, CSV)  # 60 rows: under the threshold
+    assert asyncio.run(analyses()) == before
+    monkeypatch.setattr(db, "BULK_ANALYSE_ROWS", 60)
+    import_csv(client, project, settings, "Name,Source_id,Email\n" + ROWS.replace("src-", "new-"))
+    assert asyncio.run(analyses()) == before + 1

@@ -82,27 +82,38 @@ async def record_event(
 
 
 async def record_segment_entries(
-    conn: asyncpg.Connection, project_id: str, customer_id: str, segment_ids: list[str], at: datetime
-) -> bool:
-    """A customer entered these segments (call in the transaction that recorded the entry): one trigger per
-    segment an earning rule rewards entering; True when any was written (then ``ring`` after commit)."""
-    rewarded = await conn.fetch(
-        "SELECT DISTINCT segment->>'id' AS id FROM earning_rules WHERE project_id = $1 AND event = $2 "
-        "AND active AND segment->>'id' = ANY($3::text[])",
-        project_id,
-        SEGMENT_ENTERED,
-        segment_ids,
-    )
-    for row in rewarded:
-        await record_trigger(
-            conn,
+    conn: asyncpg.Connection, project_id: str, entries: list[tuple[str, list[str]]], at: datetime
+) -> set[str]:
+    """Customers entered segments, ``(customer id, segment ids)`` each (call in the transaction that recorded
+    the entries): one trigger per entry into a segment an earning rule rewards entering. Returns the customers
+    a trigger was written for (then ``ring`` after commit)."""
+    entered = sorted({segment_id for _, segment_ids in entries for segment_id in segment_ids})
+    if not entered:
+        return set()
+    rewarded = {
+        r["id"]
+        for r in await conn.fetch(
+            "SELECT DISTINCT segment->>'id' AS id FROM earning_rules WHERE project_id = $1 AND event = $2 "
+            "AND active AND segment->>'id' = ANY($3::text[])",
             project_id,
-            stable_id("ltrg", SEGMENT_ENTERED, row["id"], customer_id, at.isoformat()),
+            SEGMENT_ENTERED,
+            entered,
+        )
+    }
+    rows: list[tuple[str, str, str, str | None, Any]] = [
+        (
+            stable_id("ltrg", SEGMENT_ENTERED, segment_id, customer_id, at.isoformat()),
+            project_id,
             SEGMENT_ENTERED,
             customer_id,
-            {"segment_id": row["id"]},
+            {"segment_id": segment_id},
         )
-    return bool(rewarded)
+        for customer_id, segment_ids in entries
+        for segment_id in segment_ids
+        if segment_id in rewarded
+    ]
+    await record_triggers(conn, rows)
+    return {str(row[3]) for row in rows}
 
 
 async def announce(redis: aioredis.Redis, project_id: str) -> None:

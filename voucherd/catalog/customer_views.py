@@ -5,8 +5,8 @@ Apart from voucherd/catalog/customers.py so that segments, which customers use, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -39,26 +39,44 @@ def _summary(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def customer_view(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "source_id": row["source_id"],
-        "name": row["name"],
-        "description": row["description"],
-        "email": row["email"],
-        "phone": row["phone"],
-        "birthdate": row["birthdate"].isoformat() if row["birthdate"] else None,
-        "birthday": row["birthday"].isoformat() if row["birthday"] else None,
-        "address": row["address"],
-        "summary": _summary(row),
-        "loyalty": row["loyalty"],
-        "referrals": row["referrals"],
-        "metadata": row["metadata"],
-        "system_metadata": row["system_metadata"],
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
-        "object": "customer",
-    }
+Row: TypeAlias = asyncpg.Record | Mapping[str, Any]
+
+
+def _date(name: str) -> Callable[[Row], Any]:
+    return lambda row: row[name].isoformat() if row[name] else None
+
+
+def _time(name: str) -> Callable[[Row], Any]:
+    return lambda row: iso(row[name])
+
+
+def _column(name: str) -> Callable[[Row], Any]:
+    return lambda row: row[name]
+
+
+# Each field of the customer object, from its row, in the object's order.
+_FIELDS: dict[str, Callable[[Row], Any]] = {
+    **{name: _column(name) for name in ("id", "source_id", "name", "description", "email", "phone")},
+    "birthdate": _date("birthdate"),
+    "birthday": _date("birthday"),
+    "address": _column("address"),
+    "summary": _summary,
+    **{name: _column(name) for name in ("loyalty", "referrals", "metadata", "system_metadata")},
+    "created_at": _time("created_at"),
+    "updated_at": _time("updated_at"),
+}
+
+
+def customer_view(row: Row) -> dict[str, Any]:
+    view = {name: field(row) for name, field in _FIELDS.items()}
+    view["object"] = "customer"
+    return view
+
+
+def customer_facts(row: Row, names: Iterable[str]) -> dict[str, Any]:
+    """Only the named top-level fields of ``customer_view(row)``: what a segment filter reads of a customer
+    (a bulk job evaluates 100,000 customers, and the summary and dates are most of a view's cost)."""
+    return {name: _FIELDS[name](row) for name in names if name in _FIELDS}
 
 
 def simple_view(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from voucherd.catalog import activity
-from voucherd.catalog.customer_views import customer_view
+from voucherd.catalog.customer_views import customer_facts, customer_view
 from voucherd.platform import keys
 from voucherd.platform.errors import InvalidPayload, NotFound
 from voucherd.platform.ids import new_id
@@ -42,6 +42,7 @@ class Membership:
     source_id: str | None
     segment_ids: list[str]
     earned: bool = False  # issue 9: an entry was recorded as a loyalty earning trigger (ring after commit)
+    changed: bool = True  # the customer entered or left a segment in this evaluation
 
 
 def segment_view(row: asyncpg.Record) -> dict[str, Any]:
@@ -216,14 +217,20 @@ def _needs_events(filters: Iterable[dict[str, Any]]) -> bool:
     return any(field.startswith("events.") for f in filters for field in f)
 
 
-async def _event_counts(conn: asyncpg.Connection, project_id: str, customer_id: str) -> dict[str, int]:
+async def _event_counts(
+    conn: asyncpg.Connection, project_id: str, customer_ids: list[str]
+) -> dict[str, dict[str, int]]:
     rows = await conn.fetch(
-        "SELECT event_name, count(*) AS n FROM customer_activity "
-        "WHERE project_id = $1 AND customer_id = $2 AND event_name IS NOT NULL GROUP BY event_name",
+        "SELECT customer_id, event_name, count(*) AS n FROM customer_activity "
+        "WHERE project_id = $1 AND customer_id = ANY($2::text[]) AND event_name IS NOT NULL "
+        "GROUP BY customer_id, event_name",
         project_id,
-        customer_id,
+        customer_ids,
     )
-    return {r["event_name"]: r["n"] for r in rows}
+    counts: dict[str, dict[str, int]] = {}
+    for r in rows:
+        counts.setdefault(r["customer_id"], {})[r["event_name"]] = r["n"]
+    return counts
 
 
 # --- membership ---
@@ -249,64 +256,98 @@ async def evaluate_customer(conn: asyncpg.Connection, project_id: str, customer:
 
     Call inside the transaction that changed the customer; then hand the result to ``store_memberships``.
     """
+    return (await evaluate_customers(conn, project_id, [customer]))[0]
+
+
+async def evaluate_customers(
+    conn: asyncpg.Connection, project_id: str, customers: list[dict[str, Any]]
+) -> list[Membership]:
+    """``evaluate_customer`` for many customers at once: each read and write is one statement for all of them
+    (an import of 100,000 customers into a project with segments took a statement per customer and segment)."""
     dynamic = await conn.fetch(
         "SELECT id, type, filter FROM segments WHERE project_id = $1 AND type <> 'static'", project_id
     )
-    current = {
-        r["segment_id"]
-        for r in await conn.fetch(
-            "SELECT segment_id FROM segment_members WHERE project_id = $1 AND customer_id = $2",
-            project_id,
-            customer["id"],
-        )
-    }
-    facts = customer
-    if _needs_events(s["filter"] for s in dynamic):
-        facts = {**customer, "_events": await _event_counts(conn, project_id, customer["id"])}
+    ids = [c["id"] for c in customers]
+    current: dict[str, set[str]] = {}
+    for r in await conn.fetch(
+        "SELECT customer_id, segment_id FROM segment_members WHERE project_id = $1 AND customer_id = ANY($2::text[])",
+        project_id,
+        ids,
+    ):
+        current.setdefault(r["customer_id"], set()).add(r["segment_id"])
+    events = await _event_counts(conn, project_id, ids) if _needs_events(s["filter"] for s in dynamic) else None
     now = utcnow()
-    entered, left = [], []
-    for segment in dynamic:
-        inside = matches(segment["filter"], facts, now)
-        if inside and segment["id"] not in current:
-            entered.append(segment)
-        elif not inside and segment["id"] in current:
-            left.append(segment)
-    if entered:
+    entries: list[tuple[str, Any]] = []  # (customer id, segment)
+    exits: list[tuple[str, Any]] = []
+    results: list[tuple[dict[str, Any], set[str], list[str]]] = []
+    for customer in customers:
+        facts = customer if events is None else {**customer, "_events": events.get(customer["id"], {})}
+        held = current.get(customer["id"], set())
+        entered = []
+        for segment in dynamic:
+            inside = matches(segment["filter"], facts, now)
+            if inside and segment["id"] not in held:
+                entered.append(segment["id"])
+                entries.append((customer["id"], segment))
+            elif not inside and segment["id"] in held:
+                exits.append((customer["id"], segment))
+        results.append((customer, held, entered))
+    if entries:
         await conn.executemany(
             "INSERT INTO segment_members (project_id, segment_id, customer_id) VALUES ($1, $2, $3) "
             "ON CONFLICT DO NOTHING",
-            [(project_id, s["id"], customer["id"]) for s in entered],
+            [(project_id, segment["id"], customer_id) for customer_id, segment in entries],
         )
-    if left:
+    if exits:
         await conn.execute(
-            "DELETE FROM segment_members WHERE project_id = $1 AND customer_id = $2 AND segment_id = ANY($3::text[])",
+            "DELETE FROM segment_members m USING unnest($2::text[], $3::text[]) AS x(customer_id, segment_id) "
+            "WHERE m.project_id = $1 AND m.customer_id = x.customer_id AND m.segment_id = x.segment_id",
             project_id,
-            customer["id"],
-            [s["id"] for s in left],
+            [customer_id for customer_id, _ in exits],
+            [segment["id"] for _, segment in exits],
         )
-    for kind, changed in (("customer.segment.entered", entered), ("customer.segment.left", left)):
-        for segment in changed:
-            if segment["type"] == "auto-update":  # passive segments change silently
-                await conn.execute(
-                    "INSERT INTO customer_activity (project_id, id, customer_id, type, data) "
-                    "VALUES ($1, $2, $3, $4, $5)",
-                    project_id,
-                    new_id("evcus"),
-                    customer["id"],
-                    kind,
-                    {"customer": {"id": customer["id"], "object": "customer"}, "segment": {"id": segment["id"]}},
-                )
+    logged = [("customer.segment.entered", c, s) for c, s in entries] + [
+        ("customer.segment.left", c, s) for c, s in exits
+    ]
+    activity_rows = [
+        (
+            project_id,
+            new_id("evcus"),
+            customer_id,
+            kind,
+            {"customer": {"id": customer_id, "object": "customer"}, "segment": {"id": segment["id"]}},
+        )
+        for kind, customer_id, segment in logged
+        if segment["type"] == "auto-update"  # passive segments change silently
+    ]
+    if activity_rows:
+        await conn.executemany(
+            "INSERT INTO customer_activity (project_id, id, customer_id, type, data) VALUES ($1, $2, $3, $4, $5)",
+            activity_rows,
+        )
+    left: dict[str, set[str]] = {}
+    for customer_id, segment in exits:
+        left.setdefault(customer_id, set()).add(segment["id"])
     # Issue 9: entries that earning rules reward become loyalty triggers, in this transaction.
-    earned = bool(entered) and await activity.record_segment_entries(
-        conn, project_id, customer["id"], [s["id"] for s in entered], now
+    earned = await activity.record_segment_entries(
+        conn, project_id, [(customer["id"], entered) for customer, _, entered in results if entered], now
     )
-    ids = sorted((current | {s["id"] for s in entered}) - {s["id"] for s in left})
-    return Membership(customer["id"], customer.get("source_id"), ids, earned)
+    memberships_now = []
+    for customer, held, entered in results:
+        exited = left.get(customer["id"], set())
+        segment_ids = sorted((held | set(entered)) - exited)
+        changed = bool(entered or exited)
+        memberships_now.append(
+            Membership(customer["id"], customer.get("source_id"), segment_ids, customer["id"] in earned, changed)
+        )
+    return memberships_now
 
 
 async def store_memberships(redis: aioredis.Redis, project_id: str, changed: Iterable[Membership]) -> None:
     key = keys.customer_segments(project_id)
     changed = list(changed)
+    if not changed:
+        return
     async with redis.pipeline(transaction=True) as pipe:
         for m in changed:
             fields = [f"id:{m.customer_id}"] + ([f"src:{m.source_id}"] if m.source_id else [])
@@ -452,3 +493,50 @@ async def refresh_customer(
     if redis is not None:
         await store_memberships(redis, project_id, [membership])
     return membership
+
+
+REFRESH_BATCH = 5_000
+
+
+@dataclass(frozen=True)
+class BulkEvaluator:
+    """Segment membership for customers a bulk job writes, from their rows (``SELECT *`` or ``RETURNING *``)."""
+
+    project_id: str
+    read: frozenset[str]  # the customer object's top-level fields the project's filters read
+
+    async def evaluate(self, conn: asyncpg.Connection, rows: Iterable[Any]) -> list[Membership]:
+        """Call in the transaction that wrote the rows; store the result once it commits. Only the
+        customers that entered or left a segment come back (the Redis hash holds the others already)."""
+        facts = [customer_facts(row, self.read) for row in rows]
+        return [m for m in await evaluate_customers(conn, self.project_id, facts) if m.changed]
+
+
+async def bulk_evaluator(conn: asyncpg.Connection, project_id: str) -> BulkEvaluator | None:
+    """None when the project has no filter segments: static segments do not follow a customer's fields."""
+    filters = [
+        r["filter"]
+        for r in await conn.fetch("SELECT filter FROM segments WHERE project_id = $1 AND type <> 'static'", project_id)
+    ]
+    if not filters:
+        return None
+    read = {"id", "source_id", *(field.split(".", 1)[0] for f in filters for field in f if field != "junction")}
+    return BulkEvaluator(project_id, frozenset(read))
+
+
+async def refresh_customers(
+    conn: asyncpg.Connection, redis: aioredis.Redis, project_id: str, customer_ids: list[str]
+) -> None:
+    """Re-evaluate customers a bulk job wrote (a metadata update, say), ``REFRESH_BATCH`` at a time."""
+    evaluator = await bulk_evaluator(conn, project_id)
+    if evaluator is None:
+        return
+    for start in range(0, len(customer_ids), REFRESH_BATCH):
+        rows = await conn.fetch(
+            "SELECT * FROM customers WHERE project_id = $1 AND id = ANY($2::text[])",
+            project_id,
+            customer_ids[start : start + REFRESH_BATCH],
+        )
+        async with conn.transaction():
+            changed = await evaluator.evaluate(conn, rows)
+        await store_memberships(redis, project_id, changed)

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from engine.codegen import generate_codes as engine_generate_codes
 from voucherd.definitions import categories, voucher_state, vouchers
-from voucherd.platform import async_actions, copy_binary, keys, redis_bulk
+from voucherd.platform import async_actions, copy_binary, db, keys, redis_bulk
 from voucherd.platform.errors import (
     DuplicateFound,
     InvalidCampaign,
@@ -744,6 +744,7 @@ async def generate_codes(
             if writing is not None:
                 await writing
                 writing = None
+            await db.analyse_after_bulk(free[0], "vouchers", done)
             await free[0].execute(
                 "UPDATE campaigns SET creation_status = 'DONE', vouchers_generation_status = 'DONE', "
                 "updated_at = now() WHERE id = $1",

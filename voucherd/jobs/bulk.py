@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from voucherd.catalog import customer_views, customers, orders, products
+from voucherd.catalog import customers, orders, products
 from voucherd.definitions import metadata_schemas, voucher_state
 from voucherd.definitions import version as definitions
 from voucherd.definitions.voucher_state import definition_fields
@@ -138,12 +138,7 @@ async def customers_metadata(
     done, errors, ids = await _merge_metadata(pool, "customers", "customer", project_id, params)
     await progress(50)
     async with pool.acquire() as conn:
-        for customer_id in ids:
-            row = await conn.fetchrow(
-                "SELECT * FROM customers WHERE project_id = $1 AND id = $2", project_id, customer_id
-            )
-            if row is not None:
-                await segments.refresh_customer(conn, redis, project_id, customer_views.customer_view(row))
+        await segments.refresh_customers(conn, redis, project_id, list(ids))
     return _result(done, errors)
 
 
