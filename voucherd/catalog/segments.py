@@ -259,14 +259,22 @@ async def evaluate_customer(conn: asyncpg.Connection, project_id: str, customer:
     return (await evaluate_customers(conn, project_id, [customer]))[0]
 
 
+async def _dynamic(conn: asyncpg.Connection, project_id: str) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch("SELECT id, type, filter FROM segments WHERE project_id = $1 AND type <> 'static'", project_id)
+    )
+
+
 async def evaluate_customers(
-    conn: asyncpg.Connection, project_id: str, customers: list[dict[str, Any]]
+    conn: asyncpg.Connection,
+    project_id: str,
+    customers: list[dict[str, Any]],
+    dynamic: list[asyncpg.Record] | None = None,
 ) -> list[Membership]:
     """``evaluate_customer`` for many customers at once: each read and write is one statement for all of them
     (an import of 100,000 customers into a project with segments took a statement per customer and segment)."""
-    dynamic = await conn.fetch(
-        "SELECT id, type, filter FROM segments WHERE project_id = $1 AND type <> 'static'", project_id
-    )
+    if dynamic is None:
+        dynamic = await _dynamic(conn, project_id)
     ids = [c["id"] for c in customers]
     current: dict[str, set[str]] = {}
     for r in await conn.fetch(
@@ -277,21 +285,16 @@ async def evaluate_customers(
         current.setdefault(r["customer_id"], set()).add(r["segment_id"])
     events = await _event_counts(conn, project_id, ids) if _needs_events(s["filter"] for s in dynamic) else None
     now = utcnow()
-    entries: list[tuple[str, Any]] = []  # (customer id, segment)
-    exits: list[tuple[str, Any]] = []
-    results: list[tuple[dict[str, Any], set[str], list[str]]] = []
+    moves: list[tuple[dict[str, Any], set[str], list[Any], list[Any]]] = []  # customer, held, entered, left
     for customer in customers:
         facts = customer if events is None else {**customer, "_events": events.get(customer["id"], {})}
         held = current.get(customer["id"], set())
-        entered = []
-        for segment in dynamic:
-            inside = matches(segment["filter"], facts, now)
-            if inside and segment["id"] not in held:
-                entered.append(segment["id"])
-                entries.append((customer["id"], segment))
-            elif not inside and segment["id"] in held:
-                exits.append((customer["id"], segment))
-        results.append((customer, held, entered))
+        inside = {segment["id"] for segment in dynamic if matches(segment["filter"], facts, now)}
+        entered = [segment for segment in dynamic if segment["id"] in inside and segment["id"] not in held]
+        left = [segment for segment in dynamic if segment["id"] not in inside and segment["id"] in held]
+        moves.append((customer, held, entered, left))
+    entries = [(customer["id"], segment) for customer, _, entered, _ in moves for segment in entered]
+    exits = [(customer["id"], segment) for customer, _, _, left in moves for segment in left]
     if entries:
         await conn.executemany(
             "INSERT INTO segment_members (project_id, segment_id, customer_id) VALUES ($1, $2, $3) "
@@ -306,8 +309,8 @@ async def evaluate_customers(
             [customer_id for customer_id, _ in exits],
             [segment["id"] for _, segment in exits],
         )
-    logged = [("customer.segment.entered", c, s) for c, s in entries] + [
-        ("customer.segment.left", c, s) for c, s in exits
+    logged = [("customer.segment.entered", *entry) for entry in entries] + [
+        ("customer.segment.left", *exit_) for exit_ in exits
     ]
     activity_rows = [
         (
@@ -325,22 +328,36 @@ async def evaluate_customers(
             "INSERT INTO customer_activity (project_id, id, customer_id, type, data) VALUES ($1, $2, $3, $4, $5)",
             activity_rows,
         )
-    left: dict[str, set[str]] = {}
-    for customer_id, segment in exits:
-        left.setdefault(customer_id, set()).add(segment["id"])
     # Issue 9: entries that earning rules reward become loyalty triggers, in this transaction.
     earned = await activity.record_segment_entries(
-        conn, project_id, [(customer["id"], entered) for customer, _, entered in results if entered], now
+        conn, project_id, [(c["id"], [s["id"] for s in entered]) for c, _, entered, _ in moves if entered], now
     )
-    memberships_now = []
-    for customer, held, entered in results:
-        exited = left.get(customer["id"], set())
-        segment_ids = sorted((held | set(entered)) - exited)
-        changed = bool(entered or exited)
-        memberships_now.append(
-            Membership(customer["id"], customer.get("source_id"), segment_ids, customer["id"] in earned, changed)
+    return [
+        Membership(
+            customer["id"],
+            customer.get("source_id"),
+            sorted((held | {s["id"] for s in entered}) - {s["id"] for s in left}),
+            customer["id"] in earned,
+            bool(entered or left),
         )
-    return memberships_now
+        for customer, held, entered, left in moves
+    ]
+
+
+async def evaluate_rows(conn: asyncpg.Connection, project_id: str, rows: Iterable[Any]) -> list[Membership]:
+    """Segment membership for customers a bulk job wrote, from their rows (``SELECT *`` or ``RETURNING *``).
+
+    Call in the transaction that wrote them; store the result once it commits. Only the customers that
+    entered or left a segment come back (the Redis hash holds the others already), and only the top-level
+    fields the filters read are built from each row.
+    """
+    dynamic = await _dynamic(conn, project_id)
+    if not dynamic:
+        return []  # static segments do not follow a customer's fields
+    fields = (field for segment in dynamic for field in segment["filter"] if field != "junction")
+    read = {"id", "source_id", *(field.split(".", 1)[0] for field in fields)}
+    facts = [customer_facts(row, read) for row in rows]
+    return [m for m in await evaluate_customers(conn, project_id, facts, dynamic) if m.changed]
 
 
 async def store_memberships(redis: aioredis.Redis, project_id: str, changed: Iterable[Membership]) -> None:
@@ -498,39 +515,10 @@ async def refresh_customer(
 REFRESH_BATCH = 5_000
 
 
-@dataclass(frozen=True)
-class BulkEvaluator:
-    """Segment membership for customers a bulk job writes, from their rows (``SELECT *`` or ``RETURNING *``)."""
-
-    project_id: str
-    read: frozenset[str]  # the customer object's top-level fields the project's filters read
-
-    async def evaluate(self, conn: asyncpg.Connection, rows: Iterable[Any]) -> list[Membership]:
-        """Call in the transaction that wrote the rows; store the result once it commits. Only the
-        customers that entered or left a segment come back (the Redis hash holds the others already)."""
-        facts = [customer_facts(row, self.read) for row in rows]
-        return [m for m in await evaluate_customers(conn, self.project_id, facts) if m.changed]
-
-
-async def bulk_evaluator(conn: asyncpg.Connection, project_id: str) -> BulkEvaluator | None:
-    """None when the project has no filter segments: static segments do not follow a customer's fields."""
-    filters = [
-        r["filter"]
-        for r in await conn.fetch("SELECT filter FROM segments WHERE project_id = $1 AND type <> 'static'", project_id)
-    ]
-    if not filters:
-        return None
-    read = {"id", "source_id", *(field.split(".", 1)[0] for f in filters for field in f if field != "junction")}
-    return BulkEvaluator(project_id, frozenset(read))
-
-
 async def refresh_customers(
     conn: asyncpg.Connection, redis: aioredis.Redis, project_id: str, customer_ids: list[str]
 ) -> None:
     """Re-evaluate customers a bulk job wrote (a metadata update, say), ``REFRESH_BATCH`` at a time."""
-    evaluator = await bulk_evaluator(conn, project_id)
-    if evaluator is None:
-        return
     for start in range(0, len(customer_ids), REFRESH_BATCH):
         rows = await conn.fetch(
             "SELECT * FROM customers WHERE project_id = $1 AND id = ANY($2::text[])",
@@ -538,5 +526,5 @@ async def refresh_customers(
             customer_ids[start : start + REFRESH_BATCH],
         )
         async with conn.transaction():
-            changed = await evaluator.evaluate(conn, rows)
+            changed = await evaluate_rows(conn, project_id, rows)
         await store_memberships(redis, project_id, changed)

@@ -546,8 +546,6 @@ async def import_customers_csv(
             await conn.execute(_customer_check_sql(staged))
             await _index_checked(conn, tables)
             await _claim_ids(conn, redis, tables, project_id, action_id)
-            # Each chunk's customers are placed in segments from the rows it wrote, in its transaction.
-            evaluator = await segments.bulk_evaluator(conn, project_id)
             await progress(10)
             upsert = _upsert_customers_sql(tables)
             # A file of new customers only (the first import into a project, say): plain inserts; a chunk that
@@ -570,7 +568,8 @@ async def import_customers_csv(
                             written = None
                     if written is None:
                         written = await chunk.fetch(upsert, project_id, low, high, action_id)
-                    changed = [] if evaluator is None else await evaluator.evaluate(chunk, written)
+                    # Its customers are placed in segments from the rows it wrote, in its transaction.
+                    changed = await segments.evaluate_rows(chunk, project_id, written)
                 await segments.store_memberships(redis, project_id, changed)
 
             await _in_chunks(pool, len(rows), write, progress)
