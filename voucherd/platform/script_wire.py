@@ -3,9 +3,9 @@
 A checkout makes one or two EVALSHA calls. Through redis-py's asyncio client each costs about
 60 µs of server CPU besides the round trip: a pool checkout and release, a health check, a
 retry wrapper, a timeout scope, a task for the write and one for the read. This connection
-writes each call as soon as it is made (hiredis packs it), keeps the callers' futures in the
-order Redis answers, and feeds every reply chunk to one hiredis reader: about 25 µs a call
-(measured in one process, 20,000 calls each way, same session).
+writes the calls made within one turn of the event loop together (hiredis packs each), keeps
+the callers' futures in the order Redis answers, and feeds every reply chunk to one hiredis
+reader: about 25 µs a call (measured in one process, 20,000 calls each way, same session).
 
 Redis answers the commands of one connection in order, so concurrent requests share it
 without waiting for each other's round trip; scripts are short and never block.
@@ -49,7 +49,10 @@ class _Protocol(asyncio.Protocol):
         # Error replies become redis-py's exception classes (NoScriptError, ResponseError, ...),
         # so callers catch what they caught before.
         self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
-        self._waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._waiting: collections.deque[asyncio.Future[Any]] = collections.deque()  # written, in reply order
+        # Calls made since the last write: they go out together, one write(2) for all of them.
+        self._unsent: list[bytes] = []
+        self._unsent_futures: list[asyncio.Future[Any]] = []
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None
 
@@ -84,15 +87,38 @@ class _Protocol(asyncio.Protocol):
             future = self._waiting.popleft()
             if not future.done():
                 future.set_exception(error)
+        self._fail_unsent()
+
+    def _fail_unsent(self) -> None:
+        # Never written: Redis cannot have run them, so they may always be sent again elsewhere.
+        futures, self._unsent_futures, self._unsent = self._unsent_futures, [], []
+        for future in futures:
+            if not future.done():
+                future.set_exception(WireNotSent(str(self.lost or "connection closed")))
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         transport = self.transport
         if self.lost is not None or transport is None or transport.is_closing():
             raise WireNotSent(str(self.lost or "connection closed"))
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append(future)
-        transport.write(packed)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._unsent:
+            # Written once the callbacks ready now have run: requests resumed together (by one reply
+            # chunk, say) share the write instead of paying a system call each.
+            loop.call_soon(self._flush)
+        self._unsent.append(packed)
+        self._unsent_futures.append(future)
         return future
+
+    def _flush(self) -> None:
+        transport = self.transport
+        if self.lost is not None or transport is None or transport.is_closing():
+            self._fail_unsent()
+            return
+        self._waiting.extend(self._unsent_futures)
+        unsent = self._unsent
+        self._unsent, self._unsent_futures = [], []
+        transport.write(unsent[0] if len(unsent) == 1 else b"".join(unsent))
 
 
 class ScriptWire:
