@@ -39,7 +39,11 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
     redis = create_redis(settings.redis_url)
     ctx = WorkerContext(redis=redis, pool=pool, scripts=scripts_for(redis), settings=settings)
     consumer = Consumer(
-        ctx, discover(), claim_idle_ms=settings.worker_claim_idle_ms, retention_ms=settings.stream_retention_s * 1000
+        ctx,
+        discover(),
+        claim_idle_ms=settings.worker_claim_idle_ms,
+        retention_ms=settings.stream_retention_s * 1000,
+        linger_ms=settings.worker_linger_ms,
     )
     stop_dispatcher = asyncio.Event()  # issue 7: webhook deliveries run beside the consumer
     dispatcher = None if burst else asyncio.create_task(run_dispatcher(ctx, stop_dispatcher))

@@ -39,6 +39,7 @@ from worker.base import TRANSIENT_ERRORS, Registry, Retry, Task, TaskStatus, Wor
 log = logging.getLogger(__name__)
 
 GROUP = "voucherd"
+LINGER_BELOW = 50  # a poll that handled fewer messages than this lingers (linger_ms) before the next
 TRIM_EVERY_S = 10.0  # how often each stream's finished entries are trimmed (stream_trim.lua)
 
 
@@ -62,6 +63,7 @@ class Consumer:
         discover_ms: int = 1_000,
         heartbeat_ms: int = heartbeats.INTERVAL_MS,
         retention_ms: int = 15 * 60_000,
+        linger_ms: int = 0,
     ) -> None:
         self.ctx = ctx
         self.redis: aioredis.Redis = ctx.redis
@@ -81,6 +83,13 @@ class Consumer:
         self._in_hand: dict[str, set[str]] = {}  # stream key -> ids a task is working on now
         self.retention_ms = retention_ms  # acknowledged entries are kept this long (for inspection), then trimmed
         self._trimmed_at: float | None = None
+        # A message is re-claimed once idle claim_idle_ms; looking a quarter of that later at most is soon
+        # enough, and XAUTOCLAIM on every poll of every stream cost more than the batches it read.
+        self.reclaim_every_s = min(claim_idle_ms / 4, 1_000) / 1000
+        self._reclaimed_at: dict[str, float] = {}
+        # After a poll that found only a few messages, wait this long before the next: batches of a few
+        # dozen cost the worker and PostgreSQL a fraction per message of batches of two or three.
+        self.linger_ms = linger_ms
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from ``run``."""
@@ -153,6 +162,8 @@ class Consumer:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.2
+            if 0 < handled < LINGER_BELOW and self.linger_ms and not burst:
+                await asyncio.sleep(self.linger_ms / 1000)
             if handled == 0:
                 if burst and not await self._has_pending():
                     return
@@ -248,6 +259,10 @@ class Consumer:
 
     async def reclaim(self, stream_key: str, task: Task) -> int:
         """Take over messages idle too long; dead-letter those tried too often; run the rest."""
+        now = time.monotonic()
+        if now - self._reclaimed_at.get(stream_key, -1e9) < self.reclaim_every_s:
+            return 0
+        self._reclaimed_at[stream_key] = now
         reply = await self.redis.xautoclaim(
             stream_key, GROUP, self.name, self.claim_idle_ms, start_id="0-0", count=task.batch_size
         )

@@ -326,3 +326,65 @@ def test_a_drained_stream_keeps_nothing_past_the_retention(settings: Settings) -
         return await client.xlen(keys.stream(STREAM)), await pending_count(client)
 
     assert run(settings, scenario) == (0, 0)
+
+
+def test_after_a_small_batch_the_consumer_lingers_for_more(settings: Settings) -> None:
+    """linger_ms: messages arriving one by one soon after a small batch are handled together, not one each."""
+    batches: list[list[int]] = []
+    registry = Registry()
+
+    @registry.task(STREAM, batch_size=100)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        batches.append([m.payload["n"] for m in messages])
+
+    async def scenario(client: aioredis.Redis, linger_ms: int) -> None:
+        batches.clear()
+        await client.delete(keys.stream(STREAM))
+        worker = consumer(client, registry, linger_ms=linger_ms)
+        running = asyncio.create_task(worker.run())
+        await publish(client, STREAM, {"n": 0})
+        for _ in range(500):
+            if batches:
+                break
+            await asyncio.sleep(0.01)
+        for n in range(1, 6):  # within the linger, one at a time
+            await publish(client, STREAM, {"n": n})
+            await asyncio.sleep(0.005)
+        for _ in range(500):
+            if sum(map(len, batches)) == 6:
+                break
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await asyncio.wait_for(running, 10)
+
+    run(settings, lambda client: scenario(client, 1_000))
+    assert batches == [[0], [1, 2, 3, 4, 5]]
+    run(settings, lambda client: scenario(client, 0))
+    assert sum(map(len, batches)) == 6 and len(batches) > 2  # without it, each is read as it comes
+
+
+def test_idle_messages_are_looked_for_a_quarter_of_the_idle_time_apart(settings: Settings) -> None:
+    """XAUTOCLAIM runs at most every claim_idle_ms / 4 per stream, not on every poll."""
+    registry = Registry()
+
+    @registry.task(STREAM)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        pass
+
+    async def scenario(client: aioredis.Redis) -> list[int]:
+        async def calls() -> int:  # Redis's own count of XAUTOCLAIM commands
+            stats = await client.info("commandstats")
+            return int(stats.get("cmdstat_xautoclaim", {}).get("calls", 0))
+
+        worker = consumer(client, registry, claim_idle_ms=400)
+        await worker.discover(force=True)
+        stream_key = keys.stream(STREAM)
+        before = await calls()
+        for _ in range(20):
+            await worker.reclaim(stream_key, worker.streams[stream_key])
+        first = await calls() - before
+        await asyncio.sleep(0.11)
+        await worker.reclaim(stream_key, worker.streams[stream_key])
+        return [first, await calls() - before]
+
+    assert run(settings, scenario) == [1, 2]

@@ -71,6 +71,7 @@ class Settings:
     log_format: str = "auto"  # auto (json; text for `voucherd run`) | json | text
     worker_claim_idle_ms: int = 30_000
     worker_max_tries: int = 5
+    worker_linger_ms: int = 20  # after a poll that found few messages, wait for more (larger write-behind batches)
     stream_retention_s: int = 900  # acknowledged stream entries are kept this long, then trimmed
     client_rate_limit: int = 5  # client API requests per IP per window, as Voucherify
     client_rate_window_ms: int = 5_000
@@ -107,6 +108,7 @@ class Settings:
             log_format=_choice(env, "VOUCHERD_LOG_FORMAT", "auto", ("auto", "json", "text")),
             worker_claim_idle_ms=_int(env, "VOUCHERD_WORKER_CLAIM_IDLE_MS", 30_000, minimum=1),
             worker_max_tries=_int(env, "VOUCHERD_WORKER_MAX_TRIES", 5, minimum=1),
+            worker_linger_ms=_int(env, "VOUCHERD_WORKER_LINGER_MS", 20),
             stream_retention_s=_int(env, "VOUCHERD_STREAM_RETENTION_S", 900),
             client_rate_limit=_int(env, "VOUCHERD_CLIENT_RATE_LIMIT", 5, minimum=1),
             client_rate_window_ms=_int(env, "VOUCHERD_CLIENT_RATE_WINDOW_MS", 5_000, minimum=1),
@@ -145,6 +147,7 @@ class Settings:
             "VOUCHERD_LOG_FORMAT": self.log_format,
             "VOUCHERD_WORKER_CLAIM_IDLE_MS": str(self.worker_claim_idle_ms),
             "VOUCHERD_WORKER_MAX_TRIES": str(self.worker_max_tries),
+            "VOUCHERD_WORKER_LINGER_MS": str(self.worker_linger_ms),
             "VOUCHERD_STREAM_RETENTION_S": str(self.stream_retention_s),
             "VOUCHERD_CLIENT_RATE_LIMIT": str(self.client_rate_limit),
             "VOUCHERD_CLIENT_RATE_WINDOW_MS": str(self.client_rate_window_ms),
