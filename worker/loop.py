@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 GROUP = "voucherd"
 LINGER_BELOW = 50  # a poll that handled fewer messages than this lingers (linger_ms) before the next
 TRIM_EVERY_S = 10.0  # how often each stream's finished entries are trimmed (stream_trim.lua)
+# Waits between tries while Redis or PostgreSQL is away grow to this: a local server restarts in a second
+# or two, and a longer wait would leave acknowledged events unpersisted for seconds after it is back.
+RETRY_BACKOFF_MAX_S = 1.0
 
 
 def consumer_name() -> str:
@@ -159,7 +162,7 @@ class Consumer:
                 # Redis restarting or unreachable while reading: wait for it rather than exit.
                 log.warning("worker: %s; reading again in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, RETRY_BACKOFF_MAX_S)
                 continue
             backoff = 0.2
             if 0 < handled < LINGER_BELOW and self.linger_ms and not burst:
@@ -322,7 +325,7 @@ class Consumer:
                     return len(messages)  # left pending: another consumer (or our next start) takes it
                 log.warning("task %s: %s; retrying the batch in %.1fs", task.stream, exc, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, RETRY_BACKOFF_MAX_S)
             except Exception as exc:
                 return await self._failed(stream_key, task, messages, exc)
         await self.redis.xack(stream_key, GROUP, *[m.id for m in messages])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -225,6 +226,28 @@ def test_a_lost_connection_is_retried_in_place_without_counting_as_a_try(setting
 
     assert run(settings, scenario) == (0, 0)
     assert calls == [1, 1, 1, 1]
+
+
+def test_waits_between_tries_while_a_server_is_away_stay_short(settings: Settings) -> None:
+    """The backoff stops growing at RETRY_BACKOFF_MAX_S (1 s): once the server is back, the batch is in
+    PostgreSQL within about a second, not after a wait that doubled through the outage (3.2 s here)."""
+    tried_at: list[float] = []
+    registry = Registry()
+
+    @registry.task(STREAM)
+    async def handle(ctx: WorkerContext, messages: list[Message]) -> None:
+        tried_at.append(time.monotonic())
+        if len(tried_at) <= 5:
+            raise ConnectionRefusedError("database is down")
+
+    async def scenario(client: aioredis.Redis) -> None:
+        await publish(client, STREAM, {"n": 1})
+        await asyncio.wait_for(consumer(client, registry).run(burst=True), 20)
+
+    run(settings, scenario)
+    gaps = [b - a for a, b in itertools.pairwise(tried_at)]
+    assert len(tried_at) == 6
+    assert max(gaps) < 2.0, gaps  # uncapped, the fifth wait alone is 3.2 s
 
 
 def test_entries_left_under_this_consumers_own_name_are_taken_at_start(settings: Settings) -> None:
