@@ -25,5 +25,7 @@ def iso(value: datetime | None) -> str | None:
 
 
 def _format(value: datetime) -> str:
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat is a C call (strftime and an f-string took twice as long); in UTC it ends in "+00:00".
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"
