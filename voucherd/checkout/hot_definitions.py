@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 import engine
+from voucherd.checkout import redemption_counters
 from voucherd.definitions import stacking_rules
 from voucherd.platform.timeutil import iso_us
 
@@ -48,11 +49,28 @@ class ProjectDefinitions:
     qualifier: Any = None
     # Redeemable definitions compiled for the engine on first use (see compiled_redeemable).
     compiled: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    # (scope, campaign id, code or tier id) -> the counts a redemption of it moves, with their caps.
+    count_plans: dict[tuple[str, str, str], redemption_counters.CountPlan] = field(default_factory=dict)
 
     def category_list(self, category_id: str | None) -> list[dict[str, Any]]:
         if not category_id or category_id not in self.categories:
             return []
         return [self.categories[category_id]]
+
+    def count_plan(self, owners: tuple[str, str, str]) -> redemption_counters.CountPlan:
+        """The counts a redemption moves and their caps, for (scope, campaign id, code or tier id).
+
+        The caps come from the owners' rule sets, which these definitions fix: worked out once, not
+        on every redemption. Standalone codes are each their own scope, so at most COMPILED_KEPT are kept.
+        """
+        found = self.count_plans.get(owners)
+        if found is None:
+            rule_sets = [rs for owner in dict.fromkeys(o for o in owners if o) for rs in self.raw_rules.get(owner, [])]
+            found = redemption_counters.count_plan(rule_sets)
+            if len(self.count_plans) >= COMPILED_KEPT:
+                self.count_plans.clear()
+            self.count_plans[owners] = found
+        return found
 
     def compiled_redeemable(self, key: tuple[str, ...], discount: dict[str, Any] | None, rules: list[Any]) -> Any:
         """The engine's compiled form of a discount and its rule sets, kept with these definitions.

@@ -104,6 +104,28 @@ def _caps_of(rules: dict[str, Any], caps: dict[str, int]) -> None:
             _caps_of(nested, caps)
 
 
+# The order the counter fields of one scope sort in: the customer's ("c:") before everyone's ("i:"), and
+# within each the total before the day, month and week (":d:" < ":m:" < ":w:").
+_PERIOD_ORDER = {"": 0, "d": 1, "m": 2, "w": 3}
+CountPlan = tuple[tuple[str, str, int | None], ...]
+
+
+def count_plan(rule_sets: list[dict[str, Any]]) -> CountPlan:
+    """Each count a redemption moves, as (prefix, period, cap or None), in the order of their field names.
+
+    Depends only on the rule sets, so it is worked out once per definitions and kept (the checkout's
+    ``_count_ops``); the fields themselves name the scope, the customer and the day.
+    """
+    rule_caps = caps(rule_sets)
+    found: dict[tuple[str, str], int | None] = {}
+    for rule, where in RULE_FIELDS.items():
+        cap = rule_caps.get(rule)
+        known = found.get(where)
+        found[where] = cap if known is None else known if cap is None else min(known, cap)
+    order = sorted(found, key=lambda where: (where[0], _PERIOD_ORDER[where[1]]))
+    return tuple((prefix, period, found[(prefix, period)]) for prefix, period in order)
+
+
 def caps(rule_sets: list[dict[str, Any]]) -> dict[str, int]:
     """Rule name -> the highest count allowed after a redemption, from rule sets joined by "and"."""
     found: dict[str, int] = {}

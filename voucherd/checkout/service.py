@@ -158,21 +158,23 @@ def _count_ops(
     project_id: str, item: Resolved, defs: ProjectDefinitions, customer_id: str | None, now: datetime
 ) -> list[Op]:
     """Every redemption bumps its scope's counts; those a rule caps are guarded by the cap."""
-    owners = [
-        _scope(item),
+    scope = _scope(item)
+    owners = (
+        scope,
         (item.campaign or {}).get("id", ""),
         (item.voucher.state.get("id", "") if item.voucher else (item.tier or {}).get("id", "")),
-    ]
-    rule_sets = [rs for owner in dict.fromkeys(o for o in owners if o) for rs in defs.raw_rules.get(owner, [])]
-    caps = redemption_counters.caps(rule_sets)
+    )
+    plan = defs.count_plan(owners)
     key = keys.counters(project_id)
-    fields = redemption_counters.fields(_scope(item), now, customer_id)
+    suffixes = redemption_counters.period_suffixes(now)
     ops = []
-    for field_name in sorted(set(fields.values())):
-        if field_name.startswith("c:") and not customer_id:
-            continue
-        rule_caps = [caps[rule] for rule, f in fields.items() if f == field_name and rule in caps]
-        cap = min(rule_caps) if rule_caps else None
+    for prefix, period, cap in plan:
+        if prefix == "c":
+            if not customer_id:
+                continue
+            field_name = f"c:{customer_id}:{scope}{suffixes[period]}"
+        else:
+            field_name = f"i:{scope}{suffixes[period]}"
         ops.append(Op(key, field_name, 1, max=cap, reason="redemption_rules_violated" if cap is not None else ""))
     return ops
 
