@@ -519,6 +519,16 @@ async def _member_card(
     )
 
 
+async def _active_rules(conn: asyncpg.Connection, project_id: str) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            "SELECT e.*, c.name AS program_name FROM earning_rules e JOIN campaigns c ON c.id = e.campaign_id "
+            "WHERE e.project_id = $1 AND c.deleted_at IS NULL AND c.active ORDER BY e.created_at, e.id",
+            project_id,
+        )
+    )
+
+
 async def _earn(
     conn: asyncpg.Connection,
     redis: aioredis.Redis,
@@ -526,10 +536,15 @@ async def _earn(
     project_id: str,
     trigger: asyncpg.Record,
     now: datetime,
+    rules: list[asyncpg.Record],
 ) -> None:
+    """Points for one trigger from the project's active earning ``rules`` (read once per batch of triggers)."""
     data = trigger["data"] or {}
     customer_id = trigger["customer_id"]
-    if not customer_id:
+    # Every redemption leaves an order-paid trigger; most projects have no rule for most triggers, and then
+    # nothing more is read.
+    applying = [rule for rule in rules if _rule_applies(rule, trigger, now)]
+    if not customer_id or not applying:
         return
     customer = await conn.fetchrow(
         "SELECT id, source_id, metadata FROM customers WHERE project_id = $1 AND id = $2", project_id, customer_id
@@ -539,13 +554,8 @@ async def _earn(
         "customer": {"id": customer_id, "metadata": (customer["metadata"] if customer else None) or {}},
         "event_metadata": data.get("metadata") or {},
     }
-    rules = await conn.fetch(
-        "SELECT e.*, c.name AS program_name FROM earning_rules e JOIN campaigns c ON c.id = e.campaign_id "
-        "WHERE e.project_id = $1 AND c.deleted_at IS NULL AND c.active ORDER BY e.created_at, e.id",
-        project_id,
-    )
-    for rule in rules:
-        if not _rule_applies(rule, trigger, now) or not await _validation_ok(conn, project_id, rule, facts, now):
+    for rule in applying:
+        if not await _validation_ok(conn, project_id, rule, facts, now):
             continue
         points = points_for(rule["loyalty"], facts)
         if points <= 0:
@@ -675,12 +685,17 @@ async def process(redis: aioredis.Redis, pool: asyncpg.Pool, project_id: str, no
                     "LIMIT 100 FOR UPDATE SKIP LOCKED",
                     project_id,
                 )
+                rules = await _active_rules(conn, project_id) if triggers else []
                 for trigger in triggers:
                     if trigger["kind"] == referrals.CONVERSION:  # referee and referrer rewards
                         await referrals.reward(conn, redis, pool, project_id, trigger, now)
                     else:
-                        await _earn(conn, redis, pool, project_id, trigger, now)
-                    await conn.execute("UPDATE loyalty_triggers SET done_at = now() WHERE id = $1", trigger["id"])
+                        await _earn(conn, redis, pool, project_id, trigger, now, rules)
+                if triggers:
+                    await conn.execute(
+                        "UPDATE loyalty_triggers SET done_at = now() WHERE id = ANY($1::text[])",
+                        [trigger["id"] for trigger in triggers],
+                    )
             done += len(triggers)
             if len(triggers) < 100:
                 break
