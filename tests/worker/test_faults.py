@@ -274,6 +274,13 @@ def pending_of(settings: Settings, project_id: str, pid: int) -> int:
         client.close()
 
 
+def wait_holding(settings: Settings, project_id: str, pid: int, timeout: float) -> None:
+    """Return as soon as the worker ``pid`` holds read, unacknowledged messages (or after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pending_of(settings, project_id, pid) == 0:
+        time.sleep(0.001)
+
+
 def done_counts(log: Path) -> int:
     """Redemption messages a worker reported done (its log lines)."""
     return sum(int(n) for n in re.findall(r"task redemptions: (\d+) message\(s\) done", log.read_text()))
@@ -301,6 +308,8 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
             # SIGKILL the worker three times while it is writing batches, starting a new one each time.
             for threshold in (100, 600, 1_100):
                 wait_stored(quick, threshold, timeout=30)
+                # Between batches (or lingering for the next) it holds nothing: kill it inside one.
+                wait_holding(quick, project.project_id, worker.pid, timeout=10)
                 worker.send_signal(signal.SIGKILL)
                 worker.wait(10)
                 in_flight.append(pending_of(quick, project.project_id, worker.pid))
