@@ -66,11 +66,12 @@ def fields(scope: str, now: datetime, customer_id: str | None) -> dict[str, str]
     """Rule name -> counter field, for one redeemable. ``customer_id`` None: the read script's placeholder."""
     who = customer_id if customer_id is not None else CUSTOMER
     suffixes = period_suffixes(now)
-    out = {}
-    for rule, (prefix, period) in RULE_FIELDS.items():
-        owner = f"c:{who}:" if prefix == "c" else "i:"
-        out[rule] = f"{owner}{scope}{suffixes[period]}"
-    return out
+    return {rule: field_name(prefix, scope, suffixes[period], who) for rule, (prefix, period) in RULE_FIELDS.items()}
+
+
+def field_name(prefix: str, scope: str, suffix: str, customer_id: str) -> str:
+    """One count's field: the customer's ("c") or everyone's ("i") redemptions of ``scope`` in a period."""
+    return f"c:{customer_id}:{scope}{suffix}" if prefix == "c" else f"i:{scope}{suffix}"
 
 
 def distinct_fields(scope: str, now: datetime, customer_id: str | None) -> list[str]:

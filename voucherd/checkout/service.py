@@ -169,13 +169,10 @@ def _count_ops(
     suffixes = redemption_counters.period_suffixes(now)
     ops = []
     for prefix, period, cap in plan:
-        if prefix == "c":
-            if not customer_id:
-                continue
-            field_name = f"c:{customer_id}:{scope}{suffixes[period]}"
-        else:
-            field_name = f"i:{scope}{suffixes[period]}"
-        ops.append(Op(key, field_name, 1, max=cap, reason="redemption_rules_violated" if cap is not None else ""))
+        if prefix == "c" and not customer_id:
+            continue
+        name = redemption_counters.field_name(prefix, scope, suffixes[period], customer_id or "")
+        ops.append(Op(key, name, 1, max=cap, reason="redemption_rules_violated" if cap is not None else ""))
     return ops
 
 

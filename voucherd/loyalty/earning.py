@@ -520,13 +520,12 @@ async def _member_card(
 
 
 async def _active_rules(conn: asyncpg.Connection, project_id: str) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(
-            "SELECT e.*, c.name AS program_name FROM earning_rules e JOIN campaigns c ON c.id = e.campaign_id "
-            "WHERE e.project_id = $1 AND c.deleted_at IS NULL AND c.active ORDER BY e.created_at, e.id",
-            project_id,
-        )
+    rules: list[asyncpg.Record] = await conn.fetch(
+        "SELECT e.*, c.name AS program_name FROM earning_rules e JOIN campaigns c ON c.id = e.campaign_id "
+        "WHERE e.project_id = $1 AND c.deleted_at IS NULL AND c.active ORDER BY e.created_at, e.id",
+        project_id,
     )
+    return rules
 
 
 async def _earn(
