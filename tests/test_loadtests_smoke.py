@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ def test_every_suite_runs_without_request_errors(tmp_path: Path) -> None:
     ran = {name for name, suite in results["suites"].items() if "fixed" in suite}
     assert {"floor", "validation", "redemption", "stack_validation", "stack_redemption"} <= ran
     for name in ran:
-        assert results["suites"][name]["fixed"]["count"] > 0, name
+        assert results["suites"][name]["fixed"]["count"] > 0, _diagnosis(name, results, done.stdout, tmp_path)
     assert all(row.get("ok") for row in results["timed"])
     report = (tmp_path / "REPORT.md").read_text()
     assert "code validation" in report and (tmp_path / "latency_vs_load.png").exists()
@@ -45,6 +46,32 @@ def test_every_suite_runs_without_request_errors(tmp_path: Path) -> None:
         assert redemption_cpu[role] is not None and redemption_cpu[role] > 0, (role, redemption_cpu)
     assert redemption_cpu["worker"] is not None
     assert "## CPU per request, by role" in report
+
+
+def _diagnosis(name: str, results: dict[str, Any], stdout: str, out: Path) -> str:
+    """What a suite that answered nothing leaves to read: its summary, the run's log, the stack's slow or odd lines."""
+    log = out / "raw" / "stack.log"
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    odd = [line for line in lines if not _plain_access_line(line)]
+    return "\n".join(
+        [
+            f"suite {name} answered nothing in its window: {results['suites'][name]['fixed']}",
+            stdout[-2000:],
+            "stack log, lines other than fast 2xx access lines:",
+            *odd[-80:],
+        ]
+    )
+
+
+def _plain_access_line(line: str) -> bool:
+    # text access lines: "<time> <method> <path> <status> <ms>ms <request id>"
+    parts = line.split()
+    if len(parts) != 6 or not parts[4].endswith("ms"):
+        return False
+    try:
+        return parts[3].startswith("2") and float(parts[4][:-2]) < 500
+    except ValueError:
+        return False
 
 
 def test_cpu_roles_from_command_lines() -> None:
