@@ -276,15 +276,15 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
             redis = RedisServer(data_dir / "redis", ports.port_for("redis", data_dir / "redis" / "redis.pid"),
                                 appendonly=True, appendfsync=settings.redis_appendfsync)  # fmt: skip
             stack.add_store(Store("redis", redis))
-            settings = settings.with_(redis_url=redis.url)
-            log.info("redis-server on %s (AOF, appendfsync %s), data in %s", redis.url, settings.redis_appendfsync,
-                     redis.directory)  # fmt: skip
+            settings = settings.with_(redis_url=redis.local_url)
+            log.info("redis-server on %s (AOF, appendfsync %s), data in %s", settings.redis_url,
+                     settings.redis_appendfsync, redis.directory)  # fmt: skip
         if not settings.database_url:
             pg_dir = data_dir / "postgres"
             postgres = PostgresServer(pg_dir, ports.port_for("postgres", pg_dir / "postmaster.pid"))
             stack.add_store(Store("postgres", postgres))
-            settings = settings.with_(database_url=postgres.url)
-            log.info("postgres on %s, data in %s", postgres.url, postgres.directory)
+            settings = settings.with_(database_url=postgres.local_url)
+            log.info("postgres on %s, data in %s", settings.database_url, postgres.directory)
         own_postgres = any(store.name == "postgres" for store in stack.stores)
         keys = asyncio.run(_prepare_database(settings, data_dir / "credentials.json", own_server=own_postgres))
 

@@ -45,9 +45,10 @@ def unit(event_id: str) -> Group:
     return Group("quantity_exceeded", [Op(STATE, "redeemed", 1, max_field="quantity")], event={"id": event_id})
 
 
-def test_connections_redis_closed_are_replaced_before_use(server: RedisServer) -> None:
+@pytest.mark.parametrize("transport", ["tcp", "unix"])  # voucherd run's own Redis is reached over its socket
+def test_connections_redis_closed_are_replaced_before_use(server: RedisServer, transport: str) -> None:
     async def main() -> tuple[int, list[object], int]:
-        client = create_redis(server.url)
+        client = create_redis(server.url if transport == "tcp" else server.local_url)
         try:
             await asyncio.gather(*(client.incr("n") for _ in range(200)))  # opens many pooled connections
             pool = client.connection_pool

@@ -22,8 +22,17 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 log = logging.getLogger(__name__)
+
+# sockaddr_un holds 108 bytes with the terminating NUL; longer socket paths cannot be bound.
+MAX_SOCKET_PATH = 100
+
+
+def _fits(path: Path) -> bool:
+    return len(os.fsencode(path)) <= MAX_SOCKET_PATH
+
 
 PG_USER = "voucherd"
 PG_DATABASE = "voucherd"
@@ -137,6 +146,17 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
+    def socket_path(self) -> Path | None:
+        path = (self.directory / "redis.sock").resolve()
+        return path if _fits(path) else None
+
+    @property
+    def local_url(self) -> str:
+        """For clients on this machine: the Unix socket where it fits, else the port."""
+        path = self.socket_path
+        return f"unix://{path}?db=0" if path else self.url
+
+    @property
     def pidfile(self) -> Path:
         return self.directory / "redis.pid"
 
@@ -158,6 +178,7 @@ class RedisServer:
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", self.appendfsync,
             "--protected-mode", "yes",
+            *(("--unixsocket", str(self.socket_path), "--unixsocketperm", "700") if self.socket_path else ()),
             *self.extra_args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -189,6 +210,14 @@ class PostgresServer:
     @property
     def url(self) -> str:
         return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/{PG_DATABASE}"
+
+    @property
+    def local_url(self) -> str:
+        """For clients on this machine: the Unix socket in the data folder where it fits, else the port."""
+        folder = self.directory.resolve()
+        if not _fits(folder / f".s.PGSQL.{self.port}"):
+            return self.url
+        return f"postgresql://{PG_USER}@/{PG_DATABASE}?host={quote(str(folder))}&port={self.port}"
 
     def _as_owner(self) -> list[str]:
         if os.geteuid() != 0:

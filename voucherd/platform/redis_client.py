@@ -25,6 +25,7 @@ from typing import Any
 import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -59,9 +60,9 @@ def _name(command: Any) -> str:
     return text.split(" ", 1)[0].upper()  # redis-py sends some as one word: "XINFO GROUPS"
 
 
-class CheckedConnection(aioredis.Connection):
-    """A connection that tells a failure before writing a command from one after it, and packs
-    commands in C.
+class _Checked(AbstractConnection):
+    """What voucherd's connections add, over TCP or a Unix socket: a failure before writing a
+    command is told from one after it, and commands are packed in C.
 
     redis-py's asyncio connection packs every command in Python (one bytes join per argument)
     even with hiredis installed; a checkout script call has 20 to 40 arguments, and packing
@@ -99,6 +100,14 @@ class CheckedConnection(aioredis.Connection):
             await super().send_packed_command(command, check_health=False)
         except (RedisConnectionError, OSError) as exc:
             raise CommandNotSent(str(exc)) from exc
+
+
+class CheckedConnection(_Checked, aioredis.Connection):
+    """TCP (``redis://``)."""
+
+
+class CheckedUnixConnection(_Checked, aioredis.UnixDomainSocketConnection):
+    """A Unix socket (``unix://``, what ``voucherd run`` gives its own processes)."""
 
 
 class QueueingPool(aioredis.BlockingConnectionPool):
@@ -214,8 +223,10 @@ def create_redis(url: str, max_connections: int = 64, wait_timeout: float = 5.0)
         max_connections=max_connections,
         timeout=wait_timeout,
         health_check_interval=30,
-        connection_class=CheckedConnection,  # rediss:// and unix:// keep their own class (no not-sent retry)
+        connection_class=CheckedConnection,  # a unix:// URL sets redis-py's own class: replaced below
     )
+    if pool.connection_class is aioredis.UnixDomainSocketConnection:
+        pool.connection_class = CheckedUnixConnection  # rediss:// keeps redis-py's (no not-sent retry)
     return ReconnectingRedis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
