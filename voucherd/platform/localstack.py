@@ -110,6 +110,17 @@ def find_postgres_bindir() -> Path:
     )
 
 
+def _has_lz4(bindir: Path) -> bool:
+    """Whether this PostgreSQL build can compress with lz4 (14 and later, built --with-lz4)."""
+    try:
+        configure = subprocess.run(
+            [str(bindir / "pg_config"), "--configure"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--with-lz4" in configure
+
+
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, logfile: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -268,6 +279,11 @@ class PostgresServer:
             "-c", "max_wal_size=4GB",
             "-c", "checkpoint_timeout=15min",
         ]  # fmt: skip
+        if _has_lz4(bindir):
+            # A redemption's stored body (2-5 KB of JSON) is compressed when its row is written: pglz
+            # showed as 7% of PostgreSQL's CPU under a redemption load; lz4 does the same job several
+            # times faster (values already stored stay readable, they keep their own method).
+            options += ["-c", "default_toast_compression=lz4"]
         if not self.durable:
             options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         elif self._major_version() >= 14:

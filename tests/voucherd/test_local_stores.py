@@ -1,5 +1,6 @@
-"""The stores ``voucherd run`` starts are reached over Unix sockets (voucherd.platform.localstack.local_url):
-the same commands, scripts and retry rule as over TCP, without the TCP stack on every round trip.
+"""The stores ``voucherd run`` starts (voucherd.platform.localstack): reached over Unix sockets
+(``local_url``: the same commands, scripts and retry rule as over TCP, without the TCP stack on every
+round trip), and PostgreSQL compressing large values with lz4 where its build can.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from pathlib import Path
 import asyncpg
 
 from tests.services import scratch_dir
-from voucherd.platform.localstack import MAX_SOCKET_PATH, PostgresServer, RedisServer, free_port
+from voucherd.platform.localstack import (
+    MAX_SOCKET_PATH,
+    PostgresServer,
+    RedisServer,
+    _has_lz4,
+    find_postgres_bindir,
+    free_port,
+)
 from voucherd.platform.redis_client import CheckedUnixConnection, create_redis, scripts_for
 
 
@@ -61,9 +69,20 @@ def test_postgres_is_reached_over_its_socket() -> None:
                 finally:
                     await conn.close()
 
+            async def compression_of_a_large_value() -> object:
+                conn = await asyncpg.connect(server.local_url)
+                try:
+                    await conn.execute("CREATE TABLE bodies (body jsonb NOT NULL)")
+                    await conn.execute("INSERT INTO bodies VALUES ($1::jsonb)", '{"order": "%s"}' % ("item " * 2000))
+                    return await conn.fetchval("SELECT pg_column_compression(body) FROM bodies")
+                finally:
+                    await conn.close()
+
             over_socket = asyncio.run(server_address(server.local_url))
             over_tcp = asyncio.run(server_address(server.url))
+            compression = asyncio.run(compression_of_a_large_value())
         finally:
             server.stop()
     assert over_socket is None  # PostgreSQL has no server address for a Unix-socket connection
     assert str(over_tcp) == "127.0.0.1"
+    assert compression == ("lz4" if _has_lz4(find_postgres_bindir()) else "pglz")
