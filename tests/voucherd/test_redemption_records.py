@@ -89,6 +89,53 @@ def test_a_single_applied_child_has_no_parent(settings: Settings, project: Proje
     assert [r["id"] for r in rows(settings)] == ["r_1"]
 
 
+def _shared_event(project_id: str) -> dict[str, Any]:
+    """An event as the hot path writes it: what the bodies share once, each body its own fields."""
+    order = {"id": "ord_1", "object": "order", "amount": 10_000, "items": [{"product_id": "prod_1", "quantity": 2}]}
+    customer = {"id": "cust_1", "object": "customer", "source_id": "alice", "metadata": {}}
+    shared = {"object": "redemption", "date": DATE, "customer_id": "cust_1", "tracking_id": "track_1"}
+    shared |= {"metadata": {"shop": "a"}, "order": None, "channel": {"channel_type": "API"}, "customer": None}
+    own = {"result": "SUCCESS", "status": "SUCCEEDED", "related_object_type": "voucher"}
+    return {
+        "type": "redemption",
+        "project_id": project_id,
+        "date": DATE,
+        "shared": shared,
+        "parent": {"id": "r_parent", "redemption": None, "related_object_type": "redemption", "amount": 0},
+        "applied": [
+            own | {"id": "r_1", "voucher": {"code": "A"}, "related_object_id": "v_A"},
+            own | {"id": "r_2", "voucher": {"code": "B"}, "related_object_id": "v_B", "metadata": {"own": 1}},
+        ],
+        "customer": customer,
+        "order": order,
+    }
+
+
+def test_shared_fields_complete_every_body_and_own_fields_win(settings: Settings, project: ProjectKeys) -> None:
+    event = _shared_event(project.project_id)
+    parent, children = redemption_records.finalize(event)
+    assert parent is not None
+    for body in (parent, *children):
+        assert body["order"] == event["order"] and body["customer"] == event["customer"]
+        assert body["tracking_id"] == "track_1" and body["channel"] == {"channel_type": "API"}
+        assert "shared" not in body
+    assert [c["metadata"] for c in children] == [{"shop": "a"}, {"own": 1}]
+    assert parent["related_object_type"] == "redemption" and children[0]["related_object_type"] == "voucher"
+    # The shared fields come first, as in a body built whole.
+    assert list(children[0])[:8] == list(event["shared"])
+    assert redemption_records.expand(redemption_records.expand(event)) == redemption_records.expand(event)
+    assert persist(settings, [event]) == 3
+    stored = {r["id"]: r for r in rows(settings)}
+    assert stored["r_2"]["body"]["order"]["items"] == [{"product_id": "prod_1", "quantity": 2}]
+    assert stored["r_parent"]["body"]["customer"]["source_id"] == "alice"
+
+
+def test_an_event_with_whole_bodies_expands_to_itself(project: ProjectKeys) -> None:
+    """Events written before ``shared`` existed may still be in a stream after an upgrade."""
+    event = stacked(project.project_id, [child("r_1", "A"), child("r_2", "B")])
+    assert redemption_records.expand(event) is event
+
+
 def test_a_rollback_marks_the_redemption_rolled_back_once(settings: Settings, project: ProjectKeys) -> None:
     persist(settings, [stacked(project.project_id, [child("r_1", "A")])])
     rollback = {

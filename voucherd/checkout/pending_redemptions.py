@@ -29,7 +29,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from voucherd.checkout.counters import PendingRecord
-from voucherd.checkout.redemption_records import finalize
+from voucherd.checkout.redemption_records import expand, finalize
 from voucherd.platform import keys
 
 ROLLBACK_PREFIX = "rb:"
@@ -92,6 +92,7 @@ class Pending:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, event: dict[str, Any]) -> None:
+        event = expand(event)  # readers of ``events`` look into whole bodies
         self.events.append(event)
         parent, children = finalize(event)
         if event.get("type") == "rollback":

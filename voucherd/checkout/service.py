@@ -319,12 +319,10 @@ def _order_view(evaluation: Evaluation, order: dict[str, Any]) -> dict[str, Any]
     return view
 
 
-def _child(
-    evaluation: Evaluation, item: Resolved, entry: dict[str, Any], common: dict[str, Any], parent_id: str
-) -> dict[str, Any]:
+def _child(evaluation: Evaluation, item: Resolved, entry: dict[str, Any], parent_id: str) -> dict[str, Any]:
+    """A child redemption's own fields; the event's ``shared`` part completes it (redemption_records.expand)."""
     result = entry.get("result") or {}
     child: dict[str, Any] = {
-        **common,
         "id": new_id("r"),
         "redemption": parent_id,
         "result": "SUCCESS",
@@ -406,30 +404,31 @@ async def redeem(services: Services, project_id: str, request: RedeemRequest, *,
     date = iso(evaluation.now)
     parent_id = new_id("r")
     order = _order_view(evaluation, result["order"])
-    common: dict[str, Any] = {
+    # What the parent and every child share, carried once (the order and customer beside it, at the top).
+    shared: dict[str, Any] = {
         "object": "redemption",
         "date": date,
         "customer_id": evaluation.customer.get("id"),
         "tracking_id": _tracking_id(evaluation),
         "metadata": request.metadata,
-        "order": order,
+        "order": None,
         "channel": {"channel_id": None, "channel_type": "API"},
-        "customer": _customer_view(evaluation),
+        "customer": None,
     }
     if request.session is not None and request.session.key:
-        common["session"] = {"key": request.session.key}
+        shared["session"] = {"key": request.session.key}
     groups = []
     for entry, item in applicable:
         group = _counter_group(project_id, item, entry, evaluation) or Group("invalid_redeemables", [])
-        group.event = _child(evaluation, item, entry, common, parent_id)
+        group.event = _child(evaluation, item, entry, parent_id)
         groups.append(group)
     event: dict[str, Any] = {
         "type": "redemption",
         "project_id": project_id,
         "request_id": request_id,
         "date": date,
+        "shared": shared,
         "parent": {
-            **common,
             "id": parent_id,
             "redemption": None,
             "result": "SUCCESS",
