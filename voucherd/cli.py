@@ -218,9 +218,9 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.__main__ import run_worker
+    from worker.__main__ import run
 
-    asyncio.run(run_worker(settings, burst=args.burst))
+    run(settings, burst=args.burst)
     return 0
 
 

@@ -8,6 +8,8 @@ import contextlib
 import logging
 import signal
 
+import uvloop
+
 from voucherd.loyalty import earning as loyalty_earning
 from voucherd.platform.db import create_pool
 from voucherd.platform.logs import configure_logging
@@ -64,13 +66,19 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
         await pool.close()
 
 
+def run(settings: Settings, *, burst: bool = False) -> None:
+    """One worker on uvloop, as the server runs: the stock selector loop cost the write-behind about a
+    fifth more CPU per redemption in its socket reads and writes (PostgreSQL and Redis)."""
+    uvloop.run(run_worker(settings, burst=burst))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m worker")
     parser.add_argument("--burst", action="store_true", help="exit once every stream is drained")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings)
-    asyncio.run(run_worker(settings, burst=args.burst))
+    run(settings, burst=args.burst)
 
 
 if __name__ == "__main__":
