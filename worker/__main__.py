@@ -67,8 +67,8 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
 
 
 def run(settings: Settings, *, burst: bool = False) -> None:
-    """One worker on uvloop, as the server runs: the stock selector loop cost the write-behind about a
-    fifth more CPU per redemption in its socket reads and writes (PostgreSQL and Redis)."""
+    """One worker on uvloop, as the server runs: under redemption load about a fifth of the worker's
+    samples were the stock selector loop's socket reads and writes (to PostgreSQL and Redis)."""
     uvloop.run(run_worker(settings, burst=burst))
 
 
