@@ -184,6 +184,36 @@ def test_order_paid_by_redemption_earns_fixed_and_proportional_points_once(
     assert sorted(t["type"] for t in txs) == ["POINTS_ACCRUAL", "POINTS_ACCRUAL"]
 
 
+def test_a_redemption_leaves_an_order_paid_trigger_only_where_a_rule_earns_on_it(
+    client: TestClient, h: dict[str, str], settings: Settings, project: ProjectKeys
+) -> None:
+    program = make_program(client, h)
+    card = join(client, h, program["id"], "dora")
+    voucher = {"type": "DISCOUNT_VOUCHER", "discount": {"type": "AMOUNT", "amount_off": 100}, "redemption": {}}
+    ok(client.post("/v1/vouchers/PLAIN", json=voucher, headers=h))
+
+    def redeem(order_id: str) -> None:
+        body = {
+            "redeemables": [{"object": "voucher", "id": "PLAIN"}],
+            "order": {"id": order_id, "amount": 5000},
+            "customer": {"source_id": "dora"},
+        }
+        ok(client.post("/v1/redemptions", json=body, headers=h))
+        drain_worker(settings)
+
+    def triggers() -> list[str]:
+        sql = "SELECT data->'order'->>'id' FROM loyalty_triggers WHERE project_id = $1"
+        rows = pg(settings, sql, project.project_id)
+        return sorted(r[0] for r in rows)
+
+    redeem("ord_before_rules")
+    assert triggers() == [] and pg(settings, "SELECT count(*) FROM redemptions")[0][0] == 1
+    _order_paid_rules(client, h, program["id"])
+    redeem("ord_after_rules")
+    assert triggers() == ["ord_after_rules"]
+    assert member(client, h, card["code"])["balance"] == 10 + 5 * 3  # the rules earn on the order paid after them
+
+
 def test_order_paid_over_orders_api_earns_points(client: TestClient, h: dict[str, str], settings: Settings) -> None:
     program = make_program(client, h)
     card = join(client, h, program["id"], "carol")

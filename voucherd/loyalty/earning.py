@@ -327,6 +327,9 @@ async def record_redemptions(conn: asyncpg.Connection, bodies: Iterable[dict[str
             trigger_id = stable_id("ltrg", ORDER_PAID, order["id"])
             data = {"order": order, "redemption_id": body["id"]}
             triggers.append((trigger_id, project_id, ORDER_PAID, body["customer_id"], data))
+    if triggers:
+        earning = await _earning_on_order_paid(conn, {t[1] for t in triggers})
+        triggers = [t for t in triggers if t[1] in earning]
     if transactions:
         await conn.executemany(
             "INSERT INTO voucher_transactions (id, project_id, voucher_id, campaign_id, source, type, details, "
@@ -334,6 +337,19 @@ async def record_redemptions(conn: asyncpg.Connection, bodies: Iterable[dict[str
             transactions,
         )
     await record_triggers(conn, triggers)
+
+
+async def _earning_on_order_paid(conn: asyncpg.Connection, project_ids: set[str]) -> set[str]:
+    """Of these projects, those with an active program earning on ``order.paid``: only their redemptions
+    leave a trigger. Writing one per redemption, then reading it back only to mark it done, was about a
+    quarter of PostgreSQL's statement time per redemption in a project with no such rule."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT e.project_id FROM earning_rules e JOIN campaigns c ON c.id = e.campaign_id "
+        "WHERE e.project_id = ANY($1::text[]) AND e.event = $2 AND e.active AND c.active AND c.deleted_at IS NULL",
+        sorted(project_ids),
+        ORDER_PAID,
+    )
+    return {row["project_id"] for row in rows}
 
 
 def timer_key() -> str:
