@@ -9,6 +9,9 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from tests.conftest import ProjectKeys, assert_error
@@ -221,6 +224,33 @@ def test_hot_path_lookup_reads_redis_only(client: TestClient, project: ProjectKe
         ({"birthdate": {"conditions": {"$next_month": [True]}}}, {"birthdate": "1990-01-10"}, False),
         ({"events.signup.count": {"conditions": {"$more_than_equal": [2]}}}, {"_events": {"signup": 2}}, True),
         ({"summary.orders.total_count": {"conditions": {"$is": 0}}}, {"summary": {"orders": {"total_count": 0}}}, True),
+        # Text against $is / $is_not compares as text; a number against a number-like value as numbers.
+        ({"metadata.tier": {"conditions": {"$is": ["gold"]}}}, {"metadata": {"tier": "gold"}}, True),
+        ({"metadata.tier": {"conditions": {"$is": ["gold"]}}}, {"metadata": {"tier": "silver"}}, False),
+        ({"metadata.tier": {"conditions": {"$is_not": ["gold"]}}}, {"metadata": {"tier": "silver"}}, True),
+        ({"metadata.tier": {"conditions": {"$is": ["gold"]}}}, {"metadata": {}}, False),
+        ({"metadata.n": {"conditions": {"$is": ["5"]}}}, {"metadata": {"n": 5}}, True),
+        ({"metadata.n": {"conditions": {"$is": [5]}}}, {"metadata": {"n": "5.0"}}, False),
+        ({"metadata.ok": {"conditions": {"$is": ["true"]}}}, {"metadata": {"ok": True}}, True),
+        ({"metadata.tags": {"conditions": {"$is": ["a"]}}}, {"metadata": {"tags": ["b", "a"]}}, True),
+        ({"metadata.tags": {"conditions": {"$is_not": ["a"]}}}, {"metadata": {"tags": ["b", "a"]}}, False),
+        (
+            {"metadata": {"conditions": {"$is": ["x"]}}, "metadata.x": {"conditions": {"$is": ["y"]}}},
+            {"metadata": "x"},
+            False,
+        ),
+        (
+            {"junction": "or", "name": {"conditions": {"$is": "Ann"}}, "email": {"conditions": {"$contains": "@"}}},
+            {"name": "Bob", "email": "b@example.com"},
+            True,
+        ),
+        (
+            {"junction": "and", "name": {"conditions": {"$is": "Ann"}}, "email": {"conditions": {"$contains": "@"}}},
+            {"name": "Bob", "email": "b@example.com"},
+            False,
+        ),
+        ({"name": {"conditions": {"$starts_with": "A", "$ends_with": "a"}}}, {"name": "Anna"}, True),
+        ({"name": {"conditions": {"$starts_with": "A", "$ends_with": "x"}}}, {"name": "Anna"}, False),
     ],
 )
 def test_filter_operators(conditions: dict[str, Any], facts: dict[str, Any], expected: bool) -> None:
@@ -228,3 +258,28 @@ def test_filter_operators(conditions: dict[str, Any], facts: dict[str, Any], exp
 
     segments.check_filter(conditions)
     assert segments.matches(conditions, facts, datetime(2024, 1, 15, tzinfo=UTC)) is expected
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from([0.5, "", "a", "b", "ab", "1", "2.0", "-3", "true", "2024-01-10", "2023-12-01T00:00:00Z"]),
+)
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(
+    op=st.sampled_from(sorted(segments.OPERATORS)),
+    expected=st.one_of(_VALUES, st.lists(_VALUES, min_size=1, max_size=2)),
+    actual=st.one_of(_VALUES, st.lists(_VALUES, max_size=3)),
+    field=st.sampled_from(["metadata.x", "name", "created_at"]),
+)
+def test_compiled_filter_answers_as_each_condition_does(op: str, expected: Any, actual: Any, field: str) -> None:
+    """The compiled filter's shortcuts (missing values, text against $is) agree with the operator's own test."""
+    from datetime import UTC, datetime
+
+    now = datetime(2024, 1, 15, tzinfo=UTC)
+    facts: dict[str, Any] = {"metadata": {"x": actual}} if field == "metadata.x" else {field: actual}
+    wanted = segments._test(field, actual, op, expected, now)
+    assert segments.compile_filter({field: {"conditions": {op: expected}}})(facts, now) is wanted

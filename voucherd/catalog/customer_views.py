@@ -73,10 +73,11 @@ def customer_view(row: Row) -> dict[str, Any]:
     return view
 
 
-def customer_facts(row: Row, names: Iterable[str]) -> dict[str, Any]:
+def facts_reader(names: Iterable[str]) -> Callable[[Row], dict[str, Any]]:
     """Only the named top-level fields of ``customer_view(row)``: what a segment filter reads of a customer
     (a bulk job evaluates 100,000 customers, and the summary and dates are most of a view's cost)."""
-    return {name: _FIELDS[name](row) for name in names if name in _FIELDS}
+    fields = [(name, _FIELDS[name]) for name in names if name in _FIELDS]
+    return lambda row: {name: field(row) for name, field in fields}
 
 
 def simple_view(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:

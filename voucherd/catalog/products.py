@@ -11,12 +11,12 @@ from typing import Any
 
 import asyncpg
 
-from voucherd.catalog.segments import check_filter, matches
+from voucherd.catalog.segments import check_filter, compile_filter
 from voucherd.definitions import metadata_schemas
 from voucherd.platform.errors import InvalidPayload, NotFound, ResourceProtected
 from voucherd.platform.ids import new_id
 from voucherd.platform.listing import checked_metadata, order_param, page_params, time_param
-from voucherd.platform.timeutil import iso
+from voucherd.platform.timeutil import iso, utcnow
 
 SHIPPING_PRODUCT_ID = "prod_5h1pp1ng"
 _ORDERS = {
@@ -489,12 +489,13 @@ async def collection_members(conn: asyncpg.Connection, project_id: str, collecti
                 items.append(_collection_sku_item(sku, products.get(sku["product_id"])))
         return items
     filter_: dict[str, Any] = row["filter"]
+    match, now = compile_filter(filter_), utcnow()
     for product in products.values():
-        if matches(filter_, product_base_view(product)):
+        if match(product_base_view(product), now):
             items.append(product_base_view(product))
     if "object" in filter_:  # SKUs join only filters that say which object they want
         for sku in await conn.fetch("SELECT * FROM skus WHERE project_id = $1 ORDER BY created_at, id", project_id):
-            if matches(filter_, sku_view(sku)):
+            if match(sku_view(sku), now):
                 items.append(_collection_sku_item(sku, products.get(sku["product_id"])))
     return items
 

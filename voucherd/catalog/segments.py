@@ -8,7 +8,7 @@ rebuilt from it with ``rebuild_cache``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,7 +18,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from voucherd.catalog import activity
-from voucherd.catalog.customer_views import customer_facts, customer_view
+from voucherd.catalog.customer_views import customer_view, facts_reader
 from voucherd.platform import keys
 from voucherd.platform.errors import InvalidPayload, NotFound
 from voucherd.platform.ids import new_id
@@ -198,19 +198,81 @@ def _test(field: str, actual: Any, op: str, expected: Any, now: datetime) -> boo
     }[op]
 
 
+Match = Callable[[dict[str, Any], datetime], bool]
+
+
+def _getter(field: str) -> Callable[[dict[str, Any]], Any]:
+    """``_lookup(facts, field)`` with the path split once."""
+    if field.startswith("events."):
+        return lambda facts: _lookup(facts, field)
+    parts = field.split(".")
+    if len(parts) == 1:
+        return lambda facts: facts.get(field)
+
+    def get(facts: dict[str, Any]) -> Any:
+        value: Any = facts
+        for part in parts:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(part)
+        return value
+
+    return get
+
+
+def _condition(field: str, op: str, expected: Any) -> Callable[[Any, datetime], bool]:
+    """``_test`` for one condition, with the answers that need no conversion worked out once: a missing value
+    holds only for the negative operators, and text against ``$is``/``$is_not`` compares as text."""
+    negative = op in _NEGATIVE_OPS
+    if op in ("$is", "$is_not"):
+        wanted = _text(_one(expected))
+
+        def equality(actual: Any, now: datetime) -> bool:
+            if actual is None:
+                return negative
+            if isinstance(actual, str):
+                return (actual == wanted) != negative
+            return _test(field, actual, op, expected, now)
+
+        return equality
+
+    def general(actual: Any, now: datetime) -> bool:
+        if actual is None:
+            return negative
+        return _test(field, actual, op, expected, now)
+
+    return general
+
+
+def compile_filter(filter_: dict[str, Any]) -> Match:
+    """A segment filter as one function of (facts, now): a bulk job tests 100,000 customers against it."""
+    fields = [
+        (_getter(field), [_condition(field, op, expected) for op, expected in spec["conditions"].items()])
+        for field, spec in filter_.items()
+        if field != "junction"
+    ]
+    if not fields:
+        return lambda facts, now: False
+    either = str(filter_.get("junction", "and")).lower() == "or"
+
+    def match(facts: dict[str, Any], now: datetime) -> bool:
+        for get, tests in fields:
+            actual = get(facts)
+            held = True
+            for test in tests:  # a loop, not all(<generator>): this runs per customer and segment
+                if not test(actual, now):
+                    held = False
+                    break
+            if held == either:  # the first field that holds decides "or", the first that fails "and"
+                return held
+        return not either
+
+    return match
+
+
 def matches(filter_: dict[str, Any], facts: dict[str, Any], now: datetime | None = None) -> bool:
     """Whether a customer (its API view, plus ``_events`` counts by name) satisfies a segment filter."""
-    now = now or utcnow()
-    results = []
-    for field, spec in filter_.items():
-        if field == "junction":
-            continue
-        actual = _lookup(facts, field)
-        conditions = spec["conditions"]
-        results.append(all(_test(field, actual, op, expected, now) for op, expected in conditions.items()))
-    if not results:
-        return False
-    return any(results) if str(filter_.get("junction", "and")).lower() == "or" else all(results)
+    return compile_filter(filter_)(facts, now or utcnow())
 
 
 def _needs_events(filters: Iterable[dict[str, Any]]) -> bool:
@@ -270,9 +332,12 @@ async def evaluate_customers(
     project_id: str,
     customers: list[dict[str, Any]],
     dynamic: list[asyncpg.Record] | None = None,
+    *,
+    changed_only: bool = False,
 ) -> list[Membership]:
     """``evaluate_customer`` for many customers at once: each read and write is one statement for all of them
-    (an import of 100,000 customers into a project with segments took a statement per customer and segment)."""
+    (an import of 100,000 customers into a project with segments took a statement per customer and segment).
+    ``changed_only``: only the customers that entered or left a segment come back."""
     if dynamic is None:
         dynamic = await _dynamic(conn, project_id)
     ids = [c["id"] for c in customers]
@@ -285,14 +350,20 @@ async def evaluate_customers(
         current.setdefault(r["customer_id"], set()).add(r["segment_id"])
     events = await _event_counts(conn, project_id, ids) if _needs_events(s["filter"] for s in dynamic) else None
     now = utcnow()
+    compiled = [(segment["id"], segment, compile_filter(segment["filter"])) for segment in dynamic]
     moves: list[tuple[dict[str, Any], set[str], list[Any], list[Any]]] = []  # customer, held, entered, left
     for customer in customers:
         facts = customer if events is None else {**customer, "_events": events.get(customer["id"], {})}
         held = current.get(customer["id"], set())
-        inside = {segment["id"] for segment in dynamic if matches(segment["filter"], facts, now)}
-        entered = [segment for segment in dynamic if segment["id"] in inside and segment["id"] not in held]
-        left = [segment for segment in dynamic if segment["id"] not in inside and segment["id"] in held]
-        moves.append((customer, held, entered, left))
+        entered, left = [], []
+        for segment_id, segment, match in compiled:
+            if match(facts, now):
+                if segment_id not in held:
+                    entered.append(segment)
+            elif segment_id in held:
+                left.append(segment)
+        if entered or left or not changed_only:
+            moves.append((customer, held, entered, left))
     entries = [(customer["id"], segment) for customer, _, entered, _ in moves for segment in entered]
     exits = [(customer["id"], segment) for customer, _, _, left in moves for segment in left]
     if entries:
@@ -356,8 +427,9 @@ async def evaluate_rows(conn: asyncpg.Connection, project_id: str, rows: Iterabl
         return []  # static segments do not follow a customer's fields
     fields = (field for segment in dynamic for field in segment["filter"] if field != "junction")
     read = {"id", "source_id", *(field.split(".", 1)[0] for field in fields)}
-    facts = [customer_facts(row, read) for row in rows]
-    return [m for m in await evaluate_customers(conn, project_id, facts, dynamic) if m.changed]
+    read_facts = facts_reader(read)
+    facts = [read_facts(row) for row in rows]
+    return await evaluate_customers(conn, project_id, facts, dynamic, changed_only=True)
 
 
 async def store_memberships(redis: aioredis.Redis, project_id: str, changed: Iterable[Membership]) -> None:
@@ -459,13 +531,14 @@ async def _initial_members(conn: asyncpg.Connection, project_id: str, filter_: d
     members = []
     now = utcnow()
     needs_events = _needs_events([filter_])
+    match = compile_filter(filter_)
     async with conn.transaction():
         cursor = conn.cursor("SELECT * FROM customers WHERE project_id = $1", project_id, prefetch=500)
         async for row in cursor:
             facts = customer_view(row)
             if needs_events:
                 facts["_events"] = await _event_counts(conn, project_id, row["id"])
-            if matches(filter_, facts, now):
+            if match(facts, now):
                 members.append(row["id"])
     return members
 
