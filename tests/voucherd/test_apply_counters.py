@@ -230,3 +230,48 @@ def test_sessions_and_redemptions_together_never_exceed_the_quantity(settings: S
         return int(await r.hget(V, "redeemed"))
 
     assert run(settings, scenario) == 50
+
+
+def test_unguarded_counts_move_with_their_group_and_never_under_a_lock(settings: Settings) -> None:
+    """Counts without a guard travel as the plan's flat adds: they move exactly when their group applies."""
+    counts = keys.counters(P)
+    other = keys.voucher_state(P, "OTHER")
+
+    def redemption(key: str, event_id: str) -> Group:
+        return Group(
+            "quantity_exceeded",
+            [
+                Op(key, "redeemed", 1, max_field="quantity", lock_key=LOCKS, lock_amounts_key=AMOUNTS),
+                Op(counts, "i:camp", 1),
+                Op(counts, f"i:{event_id}:m:2026-12", 1),
+                Op(counts, "c:cust_1:camp", 1, max=2, reason="redemption_rules_violated"),
+                Op(key, "redeemed_total", 3),  # unguarded, on the guarded op's own hash
+            ],
+            {"id": event_id},
+        )
+
+    async def scenario(r: aioredis.Redis) -> list[Any]:
+        await r.hset(V, mapping={"redeemed": 0, "quantity": 5})
+        await r.hset(other, mapping={"redeemed": 1, "quantity": 1})
+        s = scripts_for(r)
+        steps: list[Any] = []
+        steps.append(
+            await counters.apply(s, "LOCK", [redemption(V, "a")], now_ms=NOW, session_key="S", lock_until_ms=NOW + 1)
+        )
+        steps.append(await r.hgetall(counts))  # a lock reserves the unit and counts nothing
+        steps.append(await counters.apply(s, "ALL", [redemption(V, "b"), redemption(other, "c")], now_ms=NOW))
+        steps.append(await r.hgetall(counts))  # the other code is used up: nothing of either group moves
+        steps.append(await counters.apply(s, "PARTIAL", [redemption(V, "d"), redemption(other, "e")], now_ms=NOW))
+        steps.append(await counters.apply(s, "PARTIAL", [redemption(V, "f"), redemption(V, "g")], now_ms=NOW))
+        steps.append(await r.hgetall(counts))
+        steps.append(await r.hmget(V, ["redeemed", "redeemed_total"]))
+        return steps
+
+    steps = run(settings, scenario)
+    assert steps[0] == ["ok"] and steps[1] == {}
+    assert steps[2] == ["preceding_validation_failed", "quantity_exceeded"] and steps[3] == {}
+    assert steps[4] == ["ok", "quantity_exceeded"]
+    # The per-customer cap of 2 lets d and f count and refuses g, whose unguarded counts then stay put.
+    assert steps[5] == ["ok", "redemption_rules_violated"]
+    assert steps[6] == {b"i:camp": b"2", b"i:d:m:2026-12": b"1", b"i:f:m:2026-12": b"1", b"c:cust_1:camp": b"2"}
+    assert steps[7] == [b"2", b"6"]

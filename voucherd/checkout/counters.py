@@ -14,7 +14,7 @@ first outcome without moving anything. So a commit is never applied twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -30,8 +30,10 @@ OK = "ok"
 COMMIT_RECORD_MS = 60_000
 
 
-@dataclass(frozen=True)
-class Op:
+class Op(NamedTuple):
+    """One counter move. A NamedTuple: a stacked redemption builds dozens per request, three times
+    cheaper than a frozen dataclass."""
+
     key: str
     field: str
     delta: int
@@ -98,26 +100,28 @@ async def apply(
         return key_index[key]
 
     stream = index(stream_key) if stream_key else 0
-    planned = [
-        {
-            "reason": group.reason,
-            "ops": [
-                [
-                    index(op.key),
-                    op.field,
-                    str(op.delta),
-                    _opt(op.max),
-                    op.max_field,
-                    _opt(op.min),
-                    index(op.lock_key),
-                    index(op.lock_amounts_key),
-                    op.reason,
-                ]
-                for op in group.ops
-            ],
-        }
-        for group in groups
-    ]
+    planned = []
+    for group in groups:
+        guarded: list[list[Any]] = []
+        adds: list[Any] = []  # key index, field, delta, ...: moves without guard or lock (most counts)
+        for op in group.ops:
+            if op.max is None and not op.max_field and op.min is None and op.lock_key is None:
+                adds += (index(op.key), op.field, str(op.delta))
+            else:
+                guarded.append(
+                    [
+                        index(op.key),
+                        op.field,
+                        str(op.delta),
+                        _opt(op.max),
+                        op.max_field,
+                        _opt(op.min),
+                        index(op.lock_key),
+                        index(op.lock_amounts_key),
+                        op.reason,
+                    ]
+                )
+        planned.append({"reason": group.reason, "ops": guarded, "adds": adds})
     record = index(keys.commit_record(next(iter(key_index), ""), commit_id or new_id("cmt")))
     plan = {
         "mode": mode,

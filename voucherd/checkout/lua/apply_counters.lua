@@ -20,7 +20,9 @@
 --            record answers it without moving anything: a commit retried after a lost reply
 --            (voucherd.platform.redis_client) is applied once.
 --   groups   [{reason, ops: [[key index, field, delta, max, max field, min, lock zset key index,
---            lock amounts key index, reason], ...]}, ...]
+--            lock amounts key index, reason], ...], adds: [key index, field, delta, ...]}, ...]
+--            adds are moves without any guard or lock (most redemption counts), flat: three entries
+--            each, cheaper to decode than an op; they never fail and LOCK mode leaves them alone.
 --            Numbers are strings ("" = absent). max/min bound the field's value after the delta;
 --            a max field names a field of the same hash holding the max ("" there = unlimited);
 --            a lock key pair makes live reservations of other sessions count as taken; an op's
@@ -58,7 +60,7 @@ end
 
 local groups = {}
 for g, spec in ipairs(plan.groups) do
-  local group = { reason = spec.reason, event = ARGV[2 + g], ops = {} }
+  local group = { reason = spec.reason, event = ARGV[2 + g], ops = {}, adds = spec.adds or {} }
   for i, op in ipairs(spec.ops) do
     group.ops[i] = {
       key = KEYS[op[1]], field = op[2], delta_raw = op[3], delta = tonumber(op[3]),
@@ -135,6 +137,12 @@ local function check(group)
 end
 
 local function apply(group)
+  if mode ~= 'LOCK' then
+    local adds = group.adds
+    for i = 1, #adds, 3 do
+      redis.call('HINCRBY', KEYS[adds[i]], adds[i + 1], adds[i + 2])
+    end
+  end
   for _, op in ipairs(group.ops) do
     if mode == 'LOCK' then
       if op.zkey then
