@@ -82,6 +82,61 @@ def test_a_stacked_redemption_is_stored_with_its_parent_once(settings: Settings,
     ]
 
 
+def test_each_column_is_read_from_the_stored_body(settings: Settings, project: ProjectKeys) -> None:
+    """The columns the listings filter on are the body's own fields, whatever the body leaves out."""
+    from datetime import UTC, datetime
+
+    event = _shared_event(project.project_id)
+    event["applied"][0] |= {"voucher": {"code": "A", "campaign_id": "camp_1", "campaign": "Summer"}}
+    failed = {"id": "r_f", "date": "2026-11-26T10:00:00.123Z", "voucher": None, "order": None}
+    failed |= {"result": "FAILURE", "status": "FAILED", "failure_code": "quantity_exceeded"}
+    bare = {"type": "redemption", "project_id": project.project_id, "date": DATE, "applied": [failed]}
+    assert persist(settings, [event, bare]) == 4
+
+    async def go() -> list[asyncpg.Record]:
+        conn = await db.connect(settings.database_url)
+        try:
+            return await conn.fetch("SELECT * FROM redemptions ORDER BY id")
+        finally:
+            await conn.close()
+
+    stored = {r["id"]: dict(r) for r in asyncio.run(go())}
+    for row in stored.values():
+        assert row["project_id"] == project.project_id and row["body"]["id"] == row["id"]
+    columns = ("object", "parent_id", "result", "status", "customer_id", "voucher_code", "campaign_id")
+    columns += ("campaign_name", "related_object_type", "related_object_id", "order_id", "failure_code", "tracking_id")
+    at = datetime(2026, 11, 26, 10, tzinfo=UTC)
+    assert {k: stored["r_1"][k] for k in (*columns, "date")} == {
+        **dict.fromkeys(columns),
+        "object": "redemption",
+        "parent_id": "r_parent",
+        "result": "SUCCESS",
+        "status": "SUCCEEDED",
+        "customer_id": "cust_1",
+        "voucher_code": "A",
+        "campaign_id": "camp_1",
+        "campaign_name": "Summer",
+        "related_object_type": "voucher",
+        "related_object_id": "v_A",
+        "order_id": "ord_1",
+        "tracking_id": "track_1",
+        "date": at,
+    }
+    assert stored["r_parent"]["voucher_code"] is None and stored["r_parent"]["order_id"] == "ord_1"
+    # A body without object, and with null voucher and order: the defaults, and no code or order.
+    assert {
+        k: stored["r_f"][k] for k in ("object", "result", "status", "voucher_code", "order_id", "failure_code")
+    } == {
+        "object": "redemption",
+        "result": "FAILURE",
+        "status": "FAILED",
+        "voucher_code": None,
+        "order_id": None,
+        "failure_code": "quantity_exceeded",
+    }
+    assert stored["r_f"]["date"] == at.replace(microsecond=123_000)
+
+
 def test_a_single_applied_child_has_no_parent(settings: Settings, project: ProjectKeys) -> None:
     parent, children = redemption_records.finalize(stacked(project.project_id, [child("r_1", "A")]))
     assert parent is None and children[0]["redemption"] is None

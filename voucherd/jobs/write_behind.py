@@ -5,7 +5,6 @@ message changes nothing.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -25,37 +24,19 @@ class OriginalNotPersisted(Exception):
     """
 
 
-def _row(project_id: str, body: dict[str, Any]) -> tuple[Any, ...]:
-    voucher = body.get("voucher") or {}
-    order = body.get("order") or {}
-    return (
-        body["id"],
-        project_id,
-        body.get("object", "redemption"),
-        body.get("redemption"),
-        body.get("result", "SUCCESS"),
-        body.get("status", "SUCCEEDED"),
-        body.get("customer_id"),
-        voucher.get("code"),
-        voucher.get("campaign_id"),
-        voucher.get("campaign"),
-        body.get("related_object_type"),
-        body.get("related_object_id"),
-        order.get("id"),
-        body.get("failure_code"),
-        body.get("tracking_id"),
-        datetime.fromisoformat(body["date"].replace("Z", "+00:00")),
-        body,
-    )
-
-
+# One jsonb parameter, [[project id, body], ...]: the columns are the body's own fields, read by PostgreSQL.
+# Seventeen parallel arrays (a tuple per row, a date parsed in Python) cost the worker about a third of its
+# time in asyncpg's array encoders on a stacked redemption's six rows.
 _INSERT = """
 INSERT INTO redemptions (id, project_id, object, parent_id, result, status, customer_id, voucher_code, campaign_id,
                          campaign_name, related_object_type, related_object_id, order_id, failure_code, tracking_id,
                          date, body)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-                     $16::timestamptz[], $17::jsonb[])
+SELECT b ->> 'id', e ->> 0, COALESCE(b ->> 'object', 'redemption'), b ->> 'redemption',
+       COALESCE(b ->> 'result', 'SUCCESS'), COALESCE(b ->> 'status', 'SUCCEEDED'), b ->> 'customer_id',
+       b -> 'voucher' ->> 'code', b -> 'voucher' ->> 'campaign_id', b -> 'voucher' ->> 'campaign',
+       b ->> 'related_object_type', b ->> 'related_object_id', b -> 'order' ->> 'id', b ->> 'failure_code',
+       b ->> 'tracking_id', (b ->> 'date')::timestamptz, b
+FROM jsonb_array_elements($1::jsonb) AS e, LATERAL (SELECT e -> 1 AS b) AS row_body
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
@@ -67,7 +48,7 @@ async def persist(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> int
     Only rows inserted now move PostgreSQL's copies of the counters (voucher redeemed
     quantity and balances, customer summaries), so a replayed message changes nothing.
     """
-    rows: dict[str, tuple[Any, ...]] = {}
+    rows: dict[str, tuple[str, dict[str, Any]]] = {}
     bodies: dict[str, dict[str, Any]] = {}
     rolled_back: list[tuple[str, str, str, str]] = []  # (project, redemption id, rollback id, date)
     customers: dict[tuple[str, str], dict[str, Any]] = {}
@@ -76,7 +57,7 @@ async def persist(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> int
         parent, children = finalize(event)
         project_id = event["project_id"]
         for body in ([parent] if parent else []) + children:
-            rows[body["id"]] = _row(project_id, body)
+            rows[body["id"]] = (project_id, body)
             bodies[body["id"]] = body | {"_project_id": project_id}
         if event.get("type") == "rollback":
             for original, body in zip(event.get("rolled_back") or [], children, strict=False):
@@ -91,9 +72,8 @@ async def persist(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> int
             orders[key] = merge_named(orders.get(key), event["order"])
     if not rows:
         return 0
-    columns = list(zip(*rows.values(), strict=True))
     async with conn.transaction():
-        inserted = {r["id"] for r in await conn.fetch(_INSERT, *[list(c) for c in columns])}
+        inserted = {r["id"] for r in await conn.fetch(_INSERT, list(rows.values()))}
         await _upsert_customers(conn, customers)
         await _upsert_orders(conn, orders)
         await _apply_counters(conn, [bodies[i] for i in inserted])
