@@ -58,11 +58,11 @@ def persist(settings: Settings, events: list[dict[str, Any]]) -> int:
     return asyncio.run(go())
 
 
-def rows(settings: Settings) -> list[asyncpg.Record]:
+def rows(settings: Settings, columns: str = "id, parent_id, status, voucher_code, body") -> list[asyncpg.Record]:
     async def go() -> list[asyncpg.Record]:
         conn = await db.connect(settings.database_url)
         try:
-            return await conn.fetch("SELECT id, parent_id, status, voucher_code, body FROM redemptions ORDER BY id")
+            return await conn.fetch(f"SELECT {columns} FROM redemptions ORDER BY id")
         finally:
             await conn.close()
 
@@ -92,15 +92,7 @@ def test_each_column_is_read_from_the_stored_body(settings: Settings, project: P
     failed |= {"result": "FAILURE", "status": "FAILED", "failure_code": "quantity_exceeded"}
     bare = {"type": "redemption", "project_id": project.project_id, "date": DATE, "applied": [failed]}
     assert persist(settings, [event, bare]) == 4
-
-    async def go() -> list[asyncpg.Record]:
-        conn = await db.connect(settings.database_url)
-        try:
-            return await conn.fetch("SELECT * FROM redemptions ORDER BY id")
-        finally:
-            await conn.close()
-
-    stored = {r["id"]: dict(r) for r in asyncio.run(go())}
+    stored = {r["id"]: dict(r) for r in rows(settings, "*")}
     for row in stored.values():
         assert row["project_id"] == project.project_id and row["body"]["id"] == row["id"]
     columns = ("object", "parent_id", "result", "status", "customer_id", "voucher_code", "campaign_id")
