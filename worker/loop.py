@@ -124,19 +124,24 @@ class Consumer:
 
     async def run(self, *, burst: bool = False) -> None:
         """Consume until ``stop()``; with ``burst``, until nothing is left to do."""
-        beating = asyncio.create_task(self._beat_until_stopped())
+        finished = asyncio.Event()
+        beating = asyncio.create_task(self._beat_until(finished))
         try:
             await self.heartbeat.beat()  # before the first read creates this consumer in a group
             await self._consume(burst)
         finally:
+            finished.set()
             beating.cancel()
             await asyncio.gather(beating, return_exceptions=True)
             await self.heartbeat.stop()
 
-    async def _beat_until_stopped(self) -> None:
-        while True:
+    async def _beat_until(self, finished: asyncio.Event) -> None:
+        # The loop also ends on ``finished``: a cancel that lands while a beat writes to Redis can be lost
+        # (redis-py sends under asyncio.wait_for, which on Python 3.11 returns a result already there instead
+        # of raising), and then the beats went on and run() never returned (seen once in CI).
+        while not finished.is_set():
             await asyncio.sleep(self.heartbeat_ms / 1000)
-            if await self.heartbeat.beat():
+            if not finished.is_set() and await self.heartbeat.beat():
                 await self._touch_in_hand()
 
     async def _touch_in_hand(self) -> None:
