@@ -42,7 +42,6 @@ class Membership:
     source_id: str | None
     segment_ids: list[str]
     earned: bool = False  # issue 9: an entry was recorded as a loyalty earning trigger (ring after commit)
-    changed: bool = True  # the customer entered or left a segment in this evaluation
 
 
 def segment_view(row: asyncpg.Record) -> dict[str, Any]:
@@ -81,18 +80,6 @@ def check_filter(raw: Any) -> dict[str, Any]:
             if op not in OPERATORS:
                 raise InvalidPayload(f"Property .filter.{field}.conditions: unknown operator {op}")
     return raw
-
-
-def _lookup(facts: dict[str, Any], field: str) -> Any:
-    if field.startswith("events."):
-        name = field[len("events.") : -len(".count")]
-        return facts.get("_events", {}).get(name, 0)
-    value: Any = facts
-    for part in field.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
 
 
 def _as_time(value: Any) -> datetime | None:
@@ -202,9 +189,10 @@ Match = Callable[[dict[str, Any], datetime], bool]
 
 
 def _getter(field: str) -> Callable[[dict[str, Any]], Any]:
-    """``_lookup(facts, field)`` with the path split once."""
+    """What a filter field names in the facts (``events.<name>.count``: a count, 0 if none), path split once."""
     if field.startswith("events."):
-        return lambda facts: _lookup(facts, field)
+        name = field[len("events.") : -len(".count")]
+        return lambda facts: facts.get("_events", {}).get(name, 0)
     parts = field.split(".")
     if len(parts) == 1:
         return lambda facts: facts.get(field)
@@ -409,7 +397,6 @@ async def evaluate_customers(
             customer.get("source_id"),
             sorted((held | {s["id"] for s in entered}) - {s["id"] for s in left}),
             customer["id"] in earned,
-            bool(entered or left),
         )
         for customer, held, entered, left in moves
     ]
